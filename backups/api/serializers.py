@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import re
+
+from rest_framework import serializers
+
+from molam_upgrades.api.fields import PluginNameField, StrictIntegerField, VersionField
+
+from ..choices import BackupStatus
+from ..models import PluginBackup
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Sha256Field(serializers.CharField):
+    default_error_messages = {"invalid_sha": "Must be 64 lower-case hexadecimal characters."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data).lower()
+        if not SHA256_RE.match(value):
+            self.fail("invalid_sha")
+        return value
+
+
+class TextField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class BackupCreateSerializer(serializers.Serializer):
+    merchant_id = serializers.UUIDField()
+    plugin_name = PluginNameField()
+    version = VersionField()
+    backup_path = TextField(max_length=4096)
+    backup_size_bytes = StrictIntegerField(required=False, allow_null=True, min_value=0)
+    db_snapshot_name = TextField(required=False, allow_null=True, allow_blank=True, max_length=255)
+    sha256 = Sha256Field(required=False, allow_null=True)
+    backup_status = serializers.ChoiceField(
+        required=False, choices=[BackupStatus.PENDING, BackupStatus.COMPLETED, BackupStatus.FAILED]
+    )
+
+
+class BackupUpdateSerializer(serializers.Serializer):
+    backup_status = serializers.ChoiceField(
+        required=False, choices=[BackupStatus.PENDING, BackupStatus.COMPLETED, BackupStatus.FAILED]
+    )
+    backup_size_bytes = StrictIntegerField(required=False, allow_null=True, min_value=0)
+    sha256 = Sha256Field(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(
+                "Give at least one of backup_status, backup_size_bytes, sha256."
+            )
+        return attrs
+
+
+def backup_data(backup: PluginBackup) -> dict:
+    return {
+        "backup_id": str(backup.backup_id),
+        "merchant_id": str(backup.merchant_id),
+        "plugin_name": backup.plugin_name,
+        "version": backup.version,
+        "backup_path": backup.backup_path,
+        "db_snapshot_name": backup.db_snapshot_name,
+        "backup_size_bytes": backup.backup_size_bytes,
+        "sha256": backup.sha256,
+        "backup_status": backup.backup_status,
+        "created_at": backup.created_at.isoformat(),
+        "updated_at": backup.updated_at.isoformat() if backup.updated_at else None,
+        "expires_at": backup.expires_at.isoformat(),
+    }

@@ -1,0 +1,119 @@
+"""Admin for credentials (token shown once), the audit log (read-only) and alerts."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+
+from .models import Alert, ApiClient, AuditEntry, IdempotencyRecord
+
+
+class ReadOnlyAdminMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "role",
+        "merchant_id",
+        "is_active",
+        "token_hint",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("role", "is_active")
+    search_fields = ("name", "merchant_id", "token_hint")
+    date_hierarchy = "created_at"
+    readonly_fields = ("token_hash", "token_hint", "created_at", "created_by", "last_used_at")
+    fields = (
+        "name",
+        "role",
+        "merchant_id",
+        "is_active",
+        "token_hint",
+        "token_hash",
+        "created_by",
+        "created_at",
+        "last_used_at",
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        # Role and merchant binding are fixed once a token exists: create a new credential instead.
+        if obj is not None:
+            return (*self.readonly_fields, "name", "role", "merchant_id")
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        from .credentials import create_api_client
+
+        try:
+            client, token = create_api_client(
+                name=obj.name,
+                role=obj.role,
+                merchant_id=obj.merchant_id,
+                actor=f"user:{request.user.get_username()}",
+            )
+        except ValueError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        obj.pk = client.pk
+        obj.__dict__.update(client.__dict__)
+        self.message_user(
+            request,
+            f"Token for {client.name} (shown once, copy it now): {token}",
+            messages.WARNING,
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: the audit log refers to credentials by name
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "actor", "action", "object_type", "object_id")
+    list_filter = ("action", "object_type")
+    search_fields = ("actor", "object_id", "action")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "kind", "severity", "status", "attempts", "summary")
+    list_filter = ("status", "kind", "severity")
+    search_fields = ("summary", "dedup_key")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Alert._meta.fields]
+    actions = ["retry_delivery"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Retry delivery of the selected alerts")
+    def retry_delivery(self, request, queryset):
+        from .choices import AlertStatus
+        from .tasks import send_alert
+
+        ids = list(queryset.exclude(status=AlertStatus.SENT).values_list("pk", flat=True))
+        queryset.filter(pk__in=ids).update(status=AlertStatus.PENDING)
+        for alert_id in ids:
+            transaction.on_commit(lambda alert_id=alert_id: send_alert.delay(alert_id))
+        self.message_user(request, f"Queued {len(ids)} alert(s) for delivery.")
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "principal", "key", "status_code")
+    search_fields = ("principal", "key")
+    date_hierarchy = "created_at"

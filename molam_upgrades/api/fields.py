@@ -1,0 +1,72 @@
+"""Serializer fields for the identifiers of SPEC.md."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from ..versions import PLUGIN_NAME_RE, VERSION_MAX_LENGTH, is_valid_version
+
+
+class PluginNameField(serializers.CharField):
+    default_error_messages = {
+        "invalid_name": "Must match ^[a-z0-9][a-z0-9_-]{{0,63}}$ (lower-case letters, digits, '_' and '-').",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 64)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not PLUGIN_NAME_RE.match(value):
+            self.fail("invalid_name")
+        return value
+
+
+class VersionField(serializers.CharField):
+    default_error_messages = {
+        "invalid_version": "Must be a dotted numeric version such as 4.0.0 or 1.8.0-rc.1 (at most 64 characters).",
+    }
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", VERSION_MAX_LENGTH)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not is_valid_version(value):
+            self.fail("invalid_version")
+        return value
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """Accepts JSON true/false only (not "yes", 1 …) in bodies."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """Accepts JSON integers only (not "12" or 12.5) in bodies."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ReasonField(serializers.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

@@ -1,0 +1,245 @@
+"""Cross-cutting tables: API credentials, idempotency records, the audit log and alerts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from .choices import AlertSeverity, AlertStatus, Role
+
+TOKEN_PREFIX = "mlm_"
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a bearer token. Tokens carry 256 random bits, so a fast hash is enough."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiClientQuerySet(models.QuerySet):
+    def active(self) -> ApiClientQuerySet:
+        return self.filter(is_active=True)
+
+
+class ApiClient(models.Model):
+    """A bearer-token credential for a plugin or a service. Only the token's hash is stored."""
+
+    name = models.CharField(max_length=100, unique=True)
+    role = models.CharField(max_length=20, choices=Role.choices)
+    merchant_id = models.UUIDField(
+        null=True,
+        blank=True,
+        help_text="Required for the plugin role: the only merchant it may act for.",
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    token_hint = models.CharField(max_length=12, editable=False, help_text="First characters of the token.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiClientQuerySet.as_manager()
+
+    class Meta:
+        db_table = "api_clients"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(role="plugin") | models.Q(merchant_id__isnull=False),
+                name="api_client_plugin_has_merchant",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
+
+    # DRF treats the authenticated principal as request.user.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def actor(self) -> str:
+        return f"client:{self.name}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.role == Role.PLUGIN and self.merchant_id is None:
+            raise ValidationError({"merchant_id": "The plugin role requires a merchant."})
+        if self.role != Role.PLUGIN and self.merchant_id is not None:
+            raise ValidationError({"merchant_id": "Only plugin credentials are bound to a merchant."})
+
+    def set_new_token(self) -> str:
+        """Generate a token, store its hash, and return the clear token (shown once)."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.token_hash = hash_token(token)
+        self.token_hint = token[:10]
+        return token
+
+
+class IdempotencyRecord(models.Model):
+    """The first response given for an ``Idempotency-Key``; a replay returns it unchanged."""
+
+    principal = models.CharField(max_length=160)
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = "api_idempotency_records"
+        constraints = [models.UniqueConstraint(fields=["principal", "key"], name="idempotency_principal_key")]
+
+    def __str__(self) -> str:
+        return f"{self.principal}:{self.key}"
+
+
+GENESIS_HASH = "0" * 64
+# Any constant works: it only serialises writers of the audit chain on PostgreSQL.
+_AUDIT_LOCK_KEY = 115_0001
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class AuditEntry(models.Model):
+    """Append-only, hash-chained record of an ops action.
+
+    ``entry_hash = sha256(prev_hash + canonical(content))`` so editing or removing any entry
+    breaks every later link; ``verify_audit_log`` finds the first broken one. On PostgreSQL a
+    trigger refuses UPDATE and DELETE outright.
+    """
+
+    actor = models.CharField(max_length=160)
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    prev_hash = models.CharField(max_length=64)
+    entry_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        db_table = "audit_log"
+        ordering = ["-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.object_type}:{self.object_id}"
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": str(self.object_id),
+            "before": self.before,
+            "after": self.after,
+            "created_at": self.created_at.isoformat(),
+        }
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256((self.prev_hash + _canonical(self.content())).encode()).hexdigest()
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        actor: str,
+        action: str,
+        obj: models.Model | None = None,
+        object_type: str = "",
+        object_id: str = "",
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry to the chain (inside the caller's transaction)."""
+        if obj is not None:
+            object_type = object_type or obj._meta.label_lower
+            object_id = object_id or str(obj.pk)
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
+            last = cls.objects.order_by("-id").values_list("entry_hash", flat=True).first()
+            entry = cls(
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=str(object_id),
+                # Round-trip through JSON so the stored value hashes the same when re-read.
+                before=json.loads(_canonical(before)) if before is not None else None,
+                after=json.loads(_canonical(after)) if after is not None else None,
+                created_at=timezone.now(),
+                prev_hash=last or GENESIS_HASH,
+            )
+            entry.entry_hash = entry.compute_hash()
+            entry.save(force_insert=True)
+        return entry
+
+    @classmethod
+    def verify_chain(cls) -> tuple[int, AuditEntry | None]:
+        """Walk the chain oldest first; return (entries checked, first broken entry or None)."""
+        prev = GENESIS_HASH
+        checked = 0
+        for entry in cls.objects.order_by("id").iterator(chunk_size=2000):
+            if entry.prev_hash != prev or entry.compute_hash() != entry.entry_hash:
+                return checked, entry
+            prev = entry.entry_hash
+            checked += 1
+        return checked, None
+
+
+class Alert(models.Model):
+    """An alert for ops (PagerDuty Events API v2). Stored whatever happens to its delivery."""
+
+    kind = models.CharField(max_length=64, db_index=True)
+    dedup_key = models.CharField(max_length=255)
+    summary = models.CharField(max_length=1024)
+    severity = models.CharField(max_length=16, choices=AlertSeverity.choices, default=AlertSeverity.ERROR)
+    source = models.CharField(max_length=255, default="")
+    custom_details = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=20, choices=AlertStatus.choices, default=AlertStatus.PENDING, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "alerts"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"[{self.status}] {self.summary}"
+
+    def pagerduty_payload(self) -> dict[str, Any]:
+        return {
+            "routing_key": settings.PAGERDUTY_ROUTING_KEY,
+            "event_action": "trigger",
+            "dedup_key": self.dedup_key,
+            "payload": {
+                "summary": self.summary[:1024],
+                "severity": self.severity,
+                "source": self.source or settings.ALERT_SOURCE,
+                "timestamp": self.created_at.isoformat() if self.created_at else None,
+                "component": "plugin-upgrades",
+                "group": self.kind,
+                "custom_details": self.custom_details,
+            },
+        }
+
+
+def new_uuid() -> uuid.UUID:
+    return uuid.uuid4()

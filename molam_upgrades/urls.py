@@ -1,0 +1,32 @@
+"""Root URLs: the REST API under /api/plugins/, schema and docs, admin, health."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from .api import errors
+from .views import healthz
+
+api_patterns = [
+    path("", include("rollbacks.api.urls")),
+    path("", include("backups.api.urls")),
+    path("", include("rollouts.api.urls")),
+]
+
+urlpatterns = [
+    path("api/plugins/", include(api_patterns)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    re_path(r"^api/", errors.api_not_found),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+]
+
+handler400 = "molam_upgrades.api.errors.handler400"
+handler403 = "molam_upgrades.api.errors.handler403"
+handler404 = "molam_upgrades.api.errors.handler404"
+handler500 = "molam_upgrades.api.errors.handler500"

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class UpgradeStatus(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+# Upgrade outcomes that count as errors in a rollout's error rate.
+ERROR_STATUSES = (UpgradeStatus.FAILED, UpgradeStatus.ROLLED_BACK)
+
+
+class RollbackStatus(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+    NOT_REQUIRED = "not_required", "Not required"
+
+
+class RollbackEventStatus(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILED = "failed", "Failed"
+
+
+class RollbackTrigger(models.TextChoices):
+    AUTOMATIC = "automatic", "Automatic"
+    MANUAL = "manual", "Manual"
+    OPERATOR_FORCED = "operator_forced", "Operator forced"

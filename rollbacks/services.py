@@ -1,0 +1,263 @@
+"""Upgrade reports and rollbacks: the one place each of these operations lives."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from uuid import UUID
+
+from django.db import transaction
+from django.db.models import Avg, Count, Q
+from django.utils import timezone
+
+from molam_upgrades.alerts import raise_alert
+from molam_upgrades.api.errors import Conflict
+from molam_upgrades.choices import AlertSeverity
+from molam_upgrades.models import AuditEntry
+
+from .choices import RollbackStatus, RollbackTrigger, UpgradeStatus
+from .models import RollbackHistory, UpgradeLog
+
+logger = logging.getLogger("molam.rollbacks")
+
+
+def record_upgrade(
+    *,
+    merchant_id: UUID,
+    plugin_name: str,
+    from_version: str,
+    to_version: str,
+    status: str,
+    error: str | None = None,
+    duration_ms: int | None = None,
+) -> UpgradeLog:
+    """Store an upgrade attempt. A successful upgrade needs no rollback (seed: not_required)."""
+    return UpgradeLog.objects.create(
+        merchant_id=merchant_id,
+        plugin_name=plugin_name,
+        from_version=from_version,
+        to_version=to_version,
+        status=status,
+        error=error or None,
+        duration_ms=duration_ms,
+        rollback_status=RollbackStatus.NOT_REQUIRED if status == UpgradeStatus.SUCCESS else None,
+    )
+
+
+@transaction.atomic
+def log_rollback_event(
+    *,
+    merchant_id: UUID,
+    plugin_name: str,
+    rollback_version: str,
+    status: str,
+    reason: str | None,
+    from_version: str | None = None,
+    to_version: str | None = None,
+) -> UpgradeLog:
+    """Record a rollback on the merchant's latest upgrade log for the plugin.
+
+    Creates a ``failed`` upgrade log when the merchant has none (the rollback proves an
+    upgrade was attempted and did not stick).
+    """
+    log = (
+        UpgradeLog.objects.select_for_update()
+        .filter(merchant_id=merchant_id, plugin_name=plugin_name)
+        .order_by("-created_at")
+        .first()
+    )
+    now = timezone.now()
+    if log is None:
+        log = UpgradeLog(
+            merchant_id=merchant_id,
+            plugin_name=plugin_name,
+            from_version=from_version or rollback_version,
+            to_version=to_version or "",
+            status=UpgradeStatus.FAILED,
+            error=reason,
+        )
+    log.rollback_version = rollback_version
+    log.rollback_status = status
+    log.rollback_reason = reason
+    log.rollback_triggered_at = now
+    log.save()
+    return log
+
+
+def initiate_rollback(
+    *,
+    actor: str,
+    merchant_id: UUID,
+    plugin_name: str,
+    from_version: str,
+    to_version: str,
+    trigger: str,
+    reason: str | None,
+) -> RollbackHistory:
+    """Open a rollback. An operator-forced one waits in ``rollback/pending`` for the agent."""
+    with transaction.atomic():
+        if trigger == RollbackTrigger.OPERATOR_FORCED:
+            duplicate = (
+                RollbackHistory.objects.select_for_update()
+                .filter(
+                    merchant_id=merchant_id,
+                    plugin_name=plugin_name,
+                    rollback_trigger=RollbackTrigger.OPERATOR_FORCED,
+                    completed_at__isnull=True,
+                )
+                .first()
+            )
+            if duplicate is not None:
+                raise Conflict(
+                    f"An operator-forced rollback of {plugin_name} is already pending for this merchant "
+                    f"({duplicate.rollback_id})."
+                )
+        rollback = RollbackHistory.objects.create(
+            merchant_id=merchant_id,
+            plugin_name=plugin_name,
+            from_version=from_version,
+            to_version=to_version,
+            rollback_trigger=trigger,
+            rollback_reason=reason,
+            initiated_by=actor,
+        )
+        if trigger == RollbackTrigger.OPERATOR_FORCED:
+            AuditEntry.record(
+                actor=actor,
+                action="rollback.forced",
+                obj=rollback,
+                after={
+                    "merchant_id": str(merchant_id),
+                    "plugin_name": plugin_name,
+                    "from_version": from_version,
+                    "to_version": to_version,
+                    "reason": reason,
+                },
+            )
+    logger.info(
+        "rollback initiated: %s %s→%s (%s)",
+        plugin_name,
+        from_version,
+        to_version,
+        trigger,
+        extra={
+            "event": "rollback_initiated",
+            "rollback_id": str(rollback.rollback_id),
+            "merchant_id": str(merchant_id),
+        },
+    )
+    return rollback
+
+
+def complete_rollback(
+    *,
+    rollback: RollbackHistory,
+    success: bool,
+    duration_ms: int | None,
+    files_restored: int | None,
+    db_restored: bool | None,
+    error_message: str | None = None,
+) -> RollbackHistory:
+    """Close a rollback once (409 the second time); a failed one alerts ops."""
+    with transaction.atomic():
+        locked = RollbackHistory.objects.select_for_update().get(pk=rollback.pk)
+        if locked.completed_at is not None:
+            raise Conflict("This rollback was already completed.")
+        locked.success = success
+        locked.duration_ms = duration_ms
+        locked.files_restored = files_restored
+        locked.db_restored = db_restored
+        locked.error_message = error_message or None
+        locked.completed_at = timezone.now()
+        locked.save()
+        log_rollback_event(
+            merchant_id=locked.merchant_id,
+            plugin_name=locked.plugin_name,
+            rollback_version=locked.to_version,
+            status=RollbackStatus.SUCCESS if success else RollbackStatus.FAILED,
+            reason=locked.rollback_reason,
+            # If the merchant never reported the upgrade, record it: to_version → from_version failed.
+            from_version=locked.to_version,
+            to_version=locked.from_version,
+        )
+        if not success:
+            raise_alert(
+                kind="rollback_failed",
+                summary=f"Plugin rollback failed: {locked.plugin_name} {locked.from_version} → {locked.to_version} "
+                f"for merchant {locked.merchant_id}",
+                dedup_key=f"rollback-failed-{locked.rollback_id}",
+                severity=AlertSeverity.CRITICAL,
+                details={
+                    "rollback_id": str(locked.rollback_id),
+                    "merchant_id": str(locked.merchant_id),
+                    "plugin_name": locked.plugin_name,
+                    "from_version": locked.from_version,
+                    "to_version": locked.to_version,
+                    "trigger": locked.rollback_trigger,
+                    "error_message": locked.error_message,
+                },
+            )
+    log = logger.info if success else logger.error
+    log(
+        "rollback %s: %s %s→%s in %s ms",
+        "succeeded" if success else "failed",
+        locked.plugin_name,
+        locked.from_version,
+        locked.to_version,
+        duration_ms,
+        extra={
+            "event": "rollback_completed" if success else "rollback_failed",
+            "rollback_id": str(locked.rollback_id),
+        },
+    )
+    return locked
+
+
+def completed_rollbacks():
+    """Merchant rollbacks that finished (Sira pause records are not merchant rollbacks)."""
+    return RollbackHistory.objects.filter(completed_at__isnull=False, sira_triggered=False)
+
+
+def rollback_stats(now=None) -> dict:
+    """The seed's rollback KPIs over completed rollbacks, computed in the database."""
+    now = now or timezone.now()
+    completed = completed_rollbacks()
+    by_plugin = (
+        completed.values("plugin_name")
+        .annotate(
+            total_rollbacks=Count("pk"),
+            successful_rollbacks=Count("pk", filter=Q(success=True)),
+            avg_duration=Avg("duration_ms"),
+        )
+        .order_by("plugin_name")
+    )
+    totals = completed.aggregate(
+        total=Count("pk"),
+        successful=Count("pk", filter=Q(success=True)),
+        last_24h=Count("pk", filter=Q(created_at__gte=now - timedelta(hours=24))),
+        failed_7d=Count("pk", filter=Q(success=False, created_at__gte=now - timedelta(days=7))),
+        total_7d=Count("pk", filter=Q(created_at__gte=now - timedelta(days=7))),
+        avg_duration=Avg("duration_ms"),
+    )
+    return {
+        "success_rate_by_plugin": [
+            {
+                "plugin_name": row["plugin_name"],
+                "total_rollbacks": row["total_rollbacks"],
+                "successful_rollbacks": row["successful_rollbacks"],
+                "success_rate_pct": _pct(row["successful_rollbacks"], row["total_rollbacks"]),
+                "avg_duration_ms": round(row["avg_duration"]) if row["avg_duration"] is not None else None,
+            }
+            for row in by_plugin
+        ],
+        "rollbacks_last_24h": totals["last_24h"],
+        "failed_rollbacks_last_7d": totals["failed_7d"],
+        "rollbacks_last_7d": totals["total_7d"],
+        "total_rollbacks": totals["total"],
+        "overall_success_rate_pct": _pct(totals["successful"], totals["total"]),
+        "avg_duration_ms": round(totals["avg_duration"]) if totals["avg_duration"] is not None else None,
+    }
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100.0 * part / whole, 2) if whole else None

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.conftest import MERCHANT_A, MERCHANT_B, assert_error
+from tests.factories import PendingRollbackFactory, RollbackFactory
+
+pytestmark = pytest.mark.django_db
+
+HISTORY_KEYS = {
+    "rollback_id",
+    "merchant_id",
+    "plugin_name",
+    "from_version",
+    "to_version",
+    "rollback_trigger",
+    "success",
+    "duration_ms",
+    "files_restored",
+    "db_restored",
+    "reason",
+    "error_message",
+    "sira_triggered",
+    "error_rate_detected",
+    "created_at",
+    "completed_at",
+}
+
+
+def test_history_is_newest_first_with_the_seed_keys(cast):
+    now = timezone.now()
+    old = RollbackFactory(created_at=now - timedelta(days=2))
+    new = RollbackFactory(created_at=now - timedelta(hours=1))
+    body = cast.viewer.get("rollback/history").json()
+    assert body["total"] == 2
+    assert [r["rollback_id"] for r in body["rollbacks"]] == [
+        str(new.rollback_id),
+        str(old.rollback_id),
+    ]
+    assert HISTORY_KEYS <= set(body["rollbacks"][0])
+
+
+def test_history_filters(cast):
+    RollbackFactory(merchant_id=MERCHANT_A, plugin_name="woocommerce", success=True)
+    RollbackFactory(merchant_id=MERCHANT_A, plugin_name="prestashop", success=False)
+    RollbackFactory(merchant_id=MERCHANT_B, plugin_name="woocommerce", rollback_trigger="operator_forced")
+
+    def total(**params):
+        return cast.ops.get("rollback/history", params).json()["total"]
+
+    assert total(merchant_id=str(MERCHANT_A)) == 2
+    assert total(plugin_name="woocommerce") == 2
+    assert total(merchant_id=str(MERCHANT_A), plugin_name="woocommerce") == 1
+    assert total(success="false") == 1
+    assert total(trigger="operator_forced") == 1
+
+
+def test_history_pagination(cast):
+    now = timezone.now()
+    rows = [RollbackFactory(created_at=now - timedelta(minutes=i)) for i in range(7)]
+    body = cast.ops.get("rollback/history", {"limit": 3, "offset": 2}).json()
+    assert body["total"] == 7
+    assert [r["rollback_id"] for r in body["rollbacks"]] == [str(r.rollback_id) for r in rows[2:5]]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 501},
+        {"limit": "ten"},
+        {"offset": -1},
+        {"merchant_id": "nope"},
+        {"trigger": "sometimes"},
+    ],
+)
+def test_history_rejects_bad_query_parameters(cast, params):
+    assert_error(cast.ops.get("rollback/history", params), 400)
+
+
+def test_history_query_count_is_bounded(cast, django_assert_max_num_queries):
+    for _ in range(30):
+        RollbackFactory()
+    with django_assert_max_num_queries(4):
+        assert len(cast.ops.get("rollback/history").json()["rollbacks"]) == 30
+
+
+def test_stats_arithmetic(cast):
+    now = timezone.now()
+    # woocommerce: 3 completed (2 ok), durations 1000/2000/3001 → 2000 avg, 66.67 %
+    RollbackFactory(
+        plugin_name="woocommerce",
+        success=True,
+        duration_ms=1000,
+        created_at=now - timedelta(hours=2),
+    )
+    RollbackFactory(
+        plugin_name="woocommerce",
+        success=True,
+        duration_ms=2000,
+        created_at=now - timedelta(days=3),
+    )
+    RollbackFactory(
+        plugin_name="woocommerce",
+        success=False,
+        duration_ms=3001,
+        created_at=now - timedelta(days=3),
+    )
+    # prestashop: 1 failed, 10 days ago (outside 7 d)
+    RollbackFactory(
+        plugin_name="prestashop",
+        success=False,
+        duration_ms=500,
+        created_at=now - timedelta(days=10),
+    )
+    # in progress: not counted
+    PendingRollbackFactory(plugin_name="woocommerce", created_at=now)
+
+    body = cast.viewer.get("rollback/stats").json()
+
+    assert body["success_rate_by_plugin"] == [
+        {
+            "plugin_name": "prestashop",
+            "total_rollbacks": 1,
+            "successful_rollbacks": 0,
+            "success_rate_pct": 0.0,
+            "avg_duration_ms": 500,
+        },
+        {
+            "plugin_name": "woocommerce",
+            "total_rollbacks": 3,
+            "successful_rollbacks": 2,
+            "success_rate_pct": 66.67,
+            "avg_duration_ms": 2000,
+        },
+    ]
+    assert body["rollbacks_last_24h"] == 1
+    assert body["failed_rollbacks_last_7d"] == 1
+    assert body["overall_success_rate_pct"] == 50.0
+
+
+def test_stats_on_an_empty_fleet(cast):
+    body = cast.viewer.get("rollback/stats").json()
+    assert body["success_rate_by_plugin"] == []
+    assert body["rollbacks_last_24h"] == 0 and body["failed_rollbacks_last_7d"] == 0
