@@ -1,0 +1,157 @@
+"""``molam-agent``: the command line.
+
+    molam-agent upgrade [--force] [--dry-run] [--config FILE] [--json]
+    molam-agent rollback --to VERSION [--config FILE] [--json]
+    molam-agent recover | status | prune [--config FILE] [--json]
+
+Exit codes: 0 success, skipped or dry run; 1 the upgrade failed and the plugin was rolled
+back (or never touched); 2 the rollback itself failed; 64 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from .config import load_config
+from .engine import Agent, result
+from .errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_USAGE,
+    AgentError,
+    ConfigError,
+    LockedError,
+    UsageError,
+)
+from .versions import is_valid
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse exits 2 on usage errors; 2 means "rollback failed" here, so use 64.
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML config (default: $MOLAM_AGENT_CONFIG or /etc/molam-agent/agent.toml)",
+    )
+    common.add_argument("--json", action="store_true", help="print one JSON result object on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="log every step on stderr")
+    parser = _Parser(
+        prog="molam-agent", description="Safe upgrades with automatic rollback for Molam payment plugins."
+    )
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    up = sub.add_parser("upgrade", parents=[common], help="upgrade when the rollout selects this merchant")
+    up.add_argument("--force", action="store_true", help="upgrade even if not selected, or on hold")
+    up.add_argument("--dry-run", action="store_true", help="verify and show the plan; change nothing")
+    rb = sub.add_parser("rollback", parents=[common], help="restore a kept version (trigger: manual)")
+    rb.add_argument("--to", required=True, metavar="VERSION")
+    sub.add_parser("recover", parents=[common], help="finish or undo an interrupted operation")
+    sub.add_parser("status", parents=[common], help="show installed version, kept versions, queue")
+    sub.add_parser("prune", parents=[common], help="delete backups past retention_days")
+    return parser
+
+
+def exit_code(out: dict[str, Any]) -> int:
+    """Map a result object to the documented exit code."""
+    if out.get("rollback_status") == "failed":
+        return EXIT_ROLLBACK_FAILED
+    if out.get("status") == "failed":
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _print(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(out, default=str, sort_keys=False))
+        return
+    status = out.get("status")
+    line = f"{status}"
+    if out.get("from_version") or out.get("to_version"):
+        line += f": {out.get('from_version')} -> {out.get('to_version')}"
+    print(line)
+    for key in (
+        "reason",
+        "error",
+        "rollback_status",
+        "files_restored",
+        "db_restored",
+        "duration_ms",
+        "rollback_duration_ms",
+    ):
+        if out.get(key) not in (None, "", 0, False) or key == "rollback_status":
+            print(f"  {key}: {out[key]}")
+    for key, value in out.items():
+        if key not in (
+            "status",
+            "from_version",
+            "to_version",
+            "reason",
+            "error",
+            "rollback_status",
+            "files_restored",
+            "db_restored",
+            "duration_ms",
+            "rollback_duration_ms",
+        ) and value not in (None, [], {}):
+            print(f"  {key}: {json.dumps(value, default=str)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``molam-agent`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="molam-agent: %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.verb == "rollback" and not is_valid(args.to):
+            raise UsageError(f"--to {args.to!r} is not a version")
+        cfg = load_config(args.config)
+        agent = Agent(cfg)
+        with agent.locked():
+            if args.verb == "upgrade":
+                out = agent.upgrade(force=args.force, dry_run=args.dry_run)
+            elif args.verb == "rollback":
+                recovered = agent.recover()
+                if recovered and recovered.get("rollback_status") == "failed":
+                    out = recovered
+                else:
+                    out = agent.rollback_to(args.to, trigger="manual")
+            elif args.verb == "recover":
+                out = agent.recover() or result("skipped", reason="nothing to recover")
+                agent.outbox.flush(agent.client)
+            elif args.verb == "status":
+                agent.recover()
+                out = agent.status()
+            else:
+                agent.recover()
+                out = agent.prune()
+    except (ConfigError, UsageError) as exc:
+        print(f"molam-agent: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(result("failed", error=str(exc))))
+        return EXIT_USAGE
+    except LockedError as exc:
+        out = result("skipped", reason=str(exc))
+        if args.verb == "status":
+            out = Agent(load_config(args.config)).status()
+    except AgentError as exc:
+        out = result("failed", error=str(exc))
+    _print(out, args.json)
+    return exit_code(out)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,647 @@
+"""Database access for backups, migrations and atomic table restores.
+
+One small adapter per engine -- MySQL/MariaDB (PyMySQL), PostgreSQL (psycopg 3) and SQLite
+(stdlib) -- exposing the few operations the agent needs. The important one is
+``restore_snapshot``: every table of the plugin is put back in ONE atomic step (a single
+``RENAME TABLE`` on MySQL/MariaDB, one transaction on PostgreSQL and SQLite), so a crash
+can never leave half of the tables old and half new.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import hashlib
+import re
+import sqlite3
+import urllib.parse
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from .errors import ConfigError, MigrationError
+
+MIGRATIONS_TABLE = "molam_agent_migrations"
+
+
+def connect(url: str) -> Database:
+    """Open the database named by a ``mysql://``, ``postgresql://`` or ``sqlite://`` URL."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("mysql", "mariadb"):
+        return MySQLDatabase(url)
+    if scheme in ("postgres", "postgresql"):
+        return PostgresDatabase(url)
+    if scheme == "sqlite":
+        return SQLiteDatabase(url)
+    raise ConfigError(f"unsupported database URL scheme {scheme!r}")
+
+
+def encode_value(value: Any) -> Any:
+    """A JSON-safe form of a column value, reversible by ``decode_value``."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$b64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, dt.timedelta):
+        total = int(value.total_seconds())
+        sign = "-" if total < 0 else ""
+        total = abs(total)
+        return f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    if isinstance(value, dict | list):
+        return {"$json": value}
+    return value
+
+
+def decode_value(value: Any) -> Any:
+    """Inverse of ``encode_value``."""
+    if isinstance(value, dict):
+        if "$b64" in value:
+            return base64.b64decode(value["$b64"])
+        if "$json" in value:
+            import json
+
+            return json.dumps(value["$json"])
+    return value
+
+
+class Database:
+    """Operations shared by every engine; subclasses supply the dialect."""
+
+    engine = "generic"
+    ph = "%s"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: Any = None
+
+    # -- plumbing -------------------------------------------------------------------
+    def q(self, name: str) -> str:
+        """Quote an identifier."""
+        return '"' + name.replace('"', '""') + '"'
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params) if params else cur.execute(sql)
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params) if params else cur.execute(sql)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            finally:
+                self.conn = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def begin(self) -> None:
+        self.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        try:
+            self.execute("ROLLBACK")
+        except Exception:  # noqa: BLE001 - nothing to roll back is fine
+            pass
+
+    # -- inspection -----------------------------------------------------------------
+    def tables(self) -> set[str]:
+        raise NotImplementedError
+
+    def exists(self, table: str) -> bool:
+        return table in self.tables()
+
+    def columns(self, table: str) -> list[str]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT * FROM {self.q(table)} WHERE 1 = 0")
+            cols = [d[0] for d in cur.description]
+            cur.fetchall()
+            return cols
+        finally:
+            cur.close()
+
+    def primary_key(self, table: str) -> list[str]:
+        raise NotImplementedError
+
+    def row_count(self, table: str) -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {self.q(table)}")[0][0])
+
+    def fingerprint(self, table: str) -> str:
+        """SHA-256 over column names and every row in a stable order: equal means identical."""
+        cols = self.columns(table)
+        order = ", ".join(str(i + 1) for i in range(len(cols)))
+        digest = hashlib.sha256(repr(cols).encode())
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT * FROM {self.q(table)} ORDER BY {order}")
+            while rows := cur.fetchmany(5000):
+                for row in rows:
+                    digest.update(repr([encode_value(v) for v in row]).encode())
+        finally:
+            cur.close()
+        return digest.hexdigest()
+
+    # -- snapshots --------------------------------------------------------------------
+    def copy_table(self, src: str, dst: str) -> None:
+        """Create ``dst`` with the structure (columns, keys, indexes) and rows of ``src``."""
+        raise NotImplementedError
+
+    def copy_rows(self, src: str, dst: str, where: str) -> None:
+        """Create ``dst`` holding the rows of ``src`` that match ``where``."""
+        self.execute(f"CREATE TABLE {self.q(dst)} AS SELECT * FROM {self.q(src)} WHERE ({where})")
+
+    def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
+        """Atomically, for each (live, snapshot, kept): live -> kept, snapshot -> live.
+
+        A live table that no longer exists is simply replaced by its snapshot.
+        """
+        raise NotImplementedError
+
+    def restore_rows(self, table: str, where: str, backup: str) -> None:
+        """In one transaction: delete the rows matching ``where``, put the backup's back."""
+        self.begin()
+        try:
+            self.execute(f"DELETE FROM {self.q(table)} WHERE ({where})")
+            self.execute(f"INSERT INTO {self.q(table)} SELECT * FROM {self.q(backup)}")
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def drop_tables(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.execute(f"DROP TABLE IF EXISTS {self.q(name)}")
+
+    def count_missing_rows(self, kept: str, live: str) -> int | None:
+        """Rows of ``kept`` whose primary key is absent from ``live``; None if unknowable."""
+        try:
+            pk = self.primary_key(live)
+            if not pk or not set(pk) <= set(self.columns(kept)):
+                return None
+            cond = " AND ".join(f"l.{self.q(c)} = k.{self.q(c)}" for c in pk)
+            sql = (
+                f"SELECT COUNT(*) FROM {self.q(kept)} k WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {self.q(live)} l WHERE {cond})"
+            )
+            return int(self.query(sql)[0][0])
+        except Exception:  # noqa: BLE001 - a count for the report, never worth failing for
+            self.rollback()
+            return None
+
+    # -- migrations -------------------------------------------------------------------
+    def ensure_migrations_table(self) -> None:
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+            " plugin VARCHAR(64) NOT NULL,"
+            " file_name VARCHAR(255) NOT NULL,"
+            " sha256 CHAR(64) NOT NULL,"
+            " version VARCHAR(64),"
+            " applied_at VARCHAR(32) NOT NULL,"
+            " PRIMARY KEY (plugin, file_name))"
+        )
+
+    def applied_migrations(self, plugin: str) -> dict[str, str]:
+        if MIGRATIONS_TABLE not in self.tables():
+            return {}
+        rows = self.query(
+            f"SELECT file_name, sha256 FROM {MIGRATIONS_TABLE} WHERE plugin = {self.ph}", (plugin,)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def _record(self, plugin: str, name: str, sha: str, version: str) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        p = self.ph
+        self.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (plugin, file_name, sha256, version, applied_at)"
+            f" VALUES ({p}, {p}, {p}, {p}, {p})",
+            (plugin, name, sha, version, now),
+        )
+
+    def _run_script(self, sql: str) -> None:
+        self.execute(sql)
+
+    def apply_migrations(
+        self, plugin: str, version: str, migrations: Sequence[tuple[str, str, str]]
+    ) -> list[str]:
+        """Run (name, sha256, sql) migrations not yet recorded, in one transaction.
+
+        Engines whose DDL commits implicitly (MySQL/MariaDB) still get each file wrapped in a
+        transaction, which keeps data-only migrations atomic; the table snapshot covers the rest.
+        """
+        done = self.applied_migrations(plugin)
+        applied: list[str] = []
+        self.begin()
+        try:
+            for name, sha, sql in migrations:
+                if name in done:
+                    continue
+                try:
+                    if sql.strip():
+                        self._run_script(sql)
+                except Exception as exc:
+                    raise MigrationError(f"migration {name} failed: {exc}") from exc
+                self._record(plugin, name, sha, version)
+                applied.append(name)
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+        return applied
+
+    # -- archive dumps ----------------------------------------------------------------
+    def table_ddl(self, table: str) -> str:
+        raise NotImplementedError
+
+    def iter_rows(self, table: str) -> Iterator[tuple]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"SELECT * FROM {self.q(table)}")
+            while rows := cur.fetchmany(2000):
+                yield from rows
+        finally:
+            cur.close()
+
+    def create_from_ddl(self, ddl: str, original: str, new: str) -> None:
+        """Create table ``new`` from the DDL ``table_ddl(original)`` returned."""
+        pattern = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(`[^`]+`|\"[^\"]+\"|\S+)", re.I)
+        match = pattern.match(ddl)
+        if not match:
+            raise MigrationError(f"cannot read the saved structure of {original}")
+        self.execute(f"CREATE TABLE {self.q(new)}" + ddl[match.end() :])
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        cols = ", ".join(self.q(c) for c in columns)
+        marks = ", ".join([self.ph] * len(columns))
+        sql = f"INSERT INTO {self.q(table)} ({cols}) VALUES ({marks})"
+        total = 0
+        batch: list[tuple] = []
+        cur = self.conn.cursor()
+        try:
+            for row in rows:
+                batch.append(tuple(decode_value(v) for v in row))
+                if len(batch) >= 1000:
+                    cur.executemany(sql, batch)
+                    total += len(batch)
+                    batch.clear()
+            if batch:
+                cur.executemany(sql, batch)
+                total += len(batch)
+        finally:
+            cur.close()
+        return total
+
+
+class MySQLDatabase(Database):
+    """MySQL and MariaDB through PyMySQL."""
+
+    engine = "mysql"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        try:
+            import pymysql
+            from pymysql.constants import CLIENT
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "MySQL/MariaDB support needs PyMySQL (pip install 'molam-upgrades[agent]')"
+            ) from exc
+        parts = urllib.parse.urlsplit(url)
+        opts = dict(urllib.parse.parse_qsl(parts.query))
+        kwargs: dict[str, Any] = {
+            "user": urllib.parse.unquote(parts.username or "root"),
+            "password": urllib.parse.unquote(parts.password or ""),
+            "database": parts.path.lstrip("/") or None,
+            "charset": opts.get("charset", "utf8mb4"),
+            "autocommit": True,
+            "client_flag": CLIENT.MULTI_STATEMENTS,
+            "connect_timeout": 10,
+        }
+        if opts.get("unix_socket"):
+            kwargs["unix_socket"] = opts["unix_socket"]
+        else:
+            kwargs["host"] = parts.hostname or "127.0.0.1"
+            kwargs["port"] = parts.port or 3306
+        if not kwargs["database"]:
+            raise ConfigError("database.url must name a database")
+        self.conn = pymysql.connect(**kwargs)
+
+    def q(self, name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    def begin(self) -> None:
+        self.conn.begin()
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def tables(self) -> set[str]:
+        rows = self.query(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
+        )
+        return {r[0] for r in rows}
+
+    def primary_key(self, table: str) -> list[str]:
+        rows = self.query(
+            "SELECT column_name FROM information_schema.key_column_usage"
+            " WHERE table_schema = DATABASE() AND table_name = %s AND constraint_name = 'PRIMARY'"
+            " ORDER BY ordinal_position",
+            (table,),
+        )
+        return [r[0] for r in rows]
+
+    def copy_table(self, src: str, dst: str) -> None:
+        self.execute(f"CREATE TABLE {self.q(dst)} LIKE {self.q(src)}")
+        self.execute(f"INSERT INTO {self.q(dst)} SELECT * FROM {self.q(src)}")
+
+    def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
+        present = self.tables()
+        clauses: list[str] = []
+        for live, snap, kept in pairs:
+            if live in present:
+                clauses.append(f"{self.q(live)} TO {self.q(kept)}")
+            clauses.append(f"{self.q(snap)} TO {self.q(live)}")
+        if clauses:
+            # One statement: MariaDB/MySQL apply every rename or none.
+            self.execute("RENAME TABLE " + ", ".join(clauses))
+
+    def after_restore(self, live: str, kept: str) -> None:
+        """Keep AUTO_INCREMENT ahead of ids handed out after the snapshot (now in ``kept``)."""
+        rows = self.query(
+            "SELECT table_name, auto_increment FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name IN (%s, %s)",
+            (live, kept),
+        )
+        values = {r[0]: r[1] for r in rows}
+        if values.get(kept) and (values.get(live) or 0) < values[kept]:
+            self.execute(f"ALTER TABLE {self.q(live)} AUTO_INCREMENT = {int(values[kept])}")
+
+    def _run_script(self, sql: str) -> None:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql)
+            # With several statements, errors of the later ones surface on nextset().
+            while cur.nextset():
+                pass
+        finally:
+            cur.close()
+
+    def table_ddl(self, table: str) -> str:
+        return self.query(f"SHOW CREATE TABLE {self.q(table)}")[0][1]
+
+    def iter_rows(self, table: str) -> Iterator[tuple]:
+        import pymysql.cursors
+
+        cur = self.conn.cursor(pymysql.cursors.SSCursor)
+        try:
+            cur.execute(f"SELECT * FROM {self.q(table)}")
+            while rows := cur.fetchmany(2000):
+                yield from rows
+        finally:
+            cur.close()
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through psycopg 3; tables live in the connection's current schema."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "PostgreSQL support needs psycopg 3 (pip install 'molam-upgrades[agent]')"
+            ) from exc
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+    def tables(self) -> set[str]:
+        rows = self.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {r[0] for r in rows}
+
+    def primary_key(self, table: str) -> list[str]:
+        rows = self.query(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = to_regclass(%s) AND i.indisprimary",
+            (self.q(table),),
+        )
+        return [r[0] for r in rows]
+
+    def _sequences(self, table: str) -> dict[str, str]:
+        """column -> sequence for serial and identity columns of ``table``."""
+        rows = self.query(
+            "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+            (self.q(table), self.q(table)),
+        )
+        return {r[0]: r[1] for r in rows if r[1]}
+
+    def _sync_sequences(self, dst: str, src: str) -> None:
+        """Move ``dst``'s sequences at least as far as ``src``'s, so no id is handed out twice."""
+        src_seqs = self._sequences(src)
+        for col, seq in self._sequences(dst).items():
+            other = src_seqs.get(col)
+            if other and other != seq:
+                self.execute(
+                    "SELECT setval(%s::regclass, GREATEST("
+                    " (SELECT last_value FROM " + other + "),"
+                    " (SELECT last_value FROM " + seq + ")))",
+                    (seq,),
+                )
+
+    def copy_table(self, src: str, dst: str) -> None:
+        self.begin()
+        try:
+            self.execute(f"CREATE TABLE {self.q(dst)} (LIKE {self.q(src)} INCLUDING ALL)")
+            self.execute(f"INSERT INTO {self.q(dst)} OVERRIDING SYSTEM VALUE SELECT * FROM {self.q(src)}")
+            self._sync_sequences(dst, src)
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
+        present = self.tables()
+        self.begin()
+        try:
+            for live, snap, kept in pairs:
+                if live in present:
+                    self.execute(f"ALTER TABLE {self.q(live)} RENAME TO {self.q(kept)}")
+                self.execute(f"ALTER TABLE {self.q(snap)} RENAME TO {self.q(live)}")
+                if live in present:
+                    self._adopt_sequences(live, kept)
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def _adopt_sequences(self, live: str, kept: str) -> None:
+        # A serial column's sequence is owned by the table it was created with -- now the
+        # kept one. Hand it to the restored table so dropping the kept table later cannot
+        # take the sequence (and the restored table's default) with it.
+        rows = self.query(
+            "SELECT d.objid::regclass::text, a.attname FROM pg_depend d"
+            " JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S'"
+            " JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+            " WHERE d.refobjid = to_regclass(%s) AND d.classid = 'pg_class'::regclass"
+            " AND d.deptype = 'a'",
+            (self.q(kept),),
+        )
+        live_cols = set(self.columns(live))
+        for seq, col in rows:
+            if col in live_cols:
+                self.execute(f"ALTER SEQUENCE {seq} OWNED BY {self.q(live)}.{self.q(col)}")
+        self._sync_sequences(live, kept)
+
+    def after_restore(self, live: str, kept: str) -> None:
+        """Nothing left to do: sequences were fixed inside the restore transaction."""
+
+    def table_ddl(self, table: str) -> str:
+        cols = self.query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+            " pg_get_expr(d.adbin, d.adrelid), a.attidentity"
+            " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+            " ORDER BY a.attnum",
+            (self.q(table),),
+        )
+        parts = []
+        for name, typ, notnull, default, identity in cols:
+            col = f"{self.q(name)} {typ}"
+            if identity:
+                col += " GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY"
+            elif default is not None:
+                col += f" DEFAULT {default}"
+            if notnull:
+                col += " NOT NULL"
+            parts.append(col)
+        for (definition,) in self.query(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = to_regclass(%s) AND contype IN ('p', 'u', 'c') ORDER BY contype",
+            (self.q(table),),
+        ):
+            parts.append(definition)
+        return f"CREATE TABLE {self.q(table)} (" + ", ".join(parts) + ")"
+
+    def iter_rows(self, table: str) -> Iterator[tuple]:
+        cur = self.conn.cursor()
+        try:
+            yield from cur.stream(f"SELECT * FROM {self.q(table)}")
+        finally:
+            cur.close()
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        cols = ", ".join(self.q(c) for c in columns)
+        total = 0
+        cur = self.conn.cursor()
+        try:
+            with cur.copy(f"COPY {self.q(table)} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(tuple(decode_value(v) for v in row))
+                    total += 1
+        finally:
+            cur.close()
+        return total
+
+
+class SQLiteDatabase(Database):
+    """SQLite through the standard library (``sqlite:///absolute/path.db``)."""
+
+    engine = "sqlite"
+    ph = "?"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = url.split("://", 1)[1]
+        if not path:
+            raise ConfigError("sqlite URL needs a path: sqlite:///var/lib/shop.db")
+        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+        # Renaming a table must not rewrite other tables' references to it: the kept table
+        # is an archive, the restored one takes the name back.
+        self.conn.execute("PRAGMA legacy_alter_table = ON")
+
+    def tables(self) -> set[str]:
+        rows = self.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        return {r[0] for r in rows}
+
+    def primary_key(self, table: str) -> list[str]:
+        rows = self.query(f"PRAGMA table_info({self.q(table)})")
+        return [r[1] for r in sorted(rows, key=lambda r: r[5]) if r[5]]
+
+    def copy_table(self, src: str, dst: str) -> None:
+        self.begin()
+        try:
+            self.create_from_ddl(self.table_ddl(src), src, dst)
+            rows = self.query(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                (src,),
+            )
+            for i, (_name, sql) in enumerate(rows):
+                m = re.match(
+                    r"^(CREATE\s+(?:UNIQUE\s+)?INDEX)\s+(?:IF\s+NOT\s+EXISTS\s+)?\S+\s+ON\s+\S+\s*(\(.*)$",
+                    sql,
+                    re.I | re.S,
+                )
+                if m:
+                    self.execute(f"{m.group(1)} {self.q(f'{dst}_i{i}')} ON {self.q(dst)} {m.group(2)}")
+            self.execute(f"INSERT INTO {self.q(dst)} SELECT * FROM {self.q(src)}")
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
+        present = self.tables()
+        self.begin()
+        try:
+            for live, snap, kept in pairs:
+                if live in present:
+                    self.execute(f"ALTER TABLE {self.q(live)} RENAME TO {self.q(kept)}")
+                self.execute(f"ALTER TABLE {self.q(snap)} RENAME TO {self.q(live)}")
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def after_restore(self, live: str, kept: str) -> None:
+        """SQLite's rowid allocation already follows the table's largest key."""
+
+    def _run_script(self, sql: str) -> None:
+        # executescript() would commit our transaction first; split into statements instead.
+        buf = ""
+        for line in sql.splitlines(keepends=True):
+            buf += line
+            if sqlite3.complete_statement(buf):
+                self.conn.execute(buf)
+                buf = ""
+        if buf.strip():
+            self.conn.execute(buf)
+
+    def table_ddl(self, table: str) -> str:
+        return self.query("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))[0][0]
