@@ -102,8 +102,6 @@ class IdempotencyRecord(models.Model):
 
 
 GENESIS_HASH = "0" * 64
-# Any constant works: it only serialises writers of the audit chain on PostgreSQL.
-_AUDIT_LOCK_KEY = 115_0001
 
 
 def _canonical(value: Any) -> str:
@@ -163,41 +161,74 @@ class AuditEntry(models.Model):
         before: dict[str, Any] | None = None,
         after: dict[str, Any] | None = None,
     ) -> AuditEntry:
-        """Append one entry to the chain (inside the caller's transaction)."""
+        """Append one entry to the chain (inside the caller's transaction).
+
+        On PostgreSQL the chain is computed by the ``audit_log_chain`` trigger, so entries
+        written by SQL functions and by the application share one chain and one hash rule.
+        """
         if obj is not None:
             object_type = object_type or obj._meta.label_lower
             object_id = object_id or str(obj.pk)
+        entry = cls(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            # Round-trip through JSON so the stored value is what gets hashed.
+            before=json.loads(_canonical(before)) if before is not None else None,
+            after=json.loads(_canonical(after)) if after is not None else None,
+            created_at=timezone.now(),
+        )
         with transaction.atomic():
             if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_AUDIT_LOCK_KEY])
-            last = cls.objects.order_by("-id").values_list("entry_hash", flat=True).first()
-            entry = cls(
-                actor=actor,
-                action=action,
-                object_type=object_type,
-                object_id=str(object_id),
-                # Round-trip through JSON so the stored value hashes the same when re-read.
-                before=json.loads(_canonical(before)) if before is not None else None,
-                after=json.loads(_canonical(after)) if after is not None else None,
-                created_at=timezone.now(),
-                prev_hash=last or GENESIS_HASH,
-            )
-            entry.entry_hash = entry.compute_hash()
-            entry.save(force_insert=True)
+                entry.prev_hash = ""
+                entry.entry_hash = f"pending-{uuid.uuid4().hex}"  # replaced by the trigger
+                entry.save(force_insert=True)
+                entry.refresh_from_db(fields=["prev_hash", "entry_hash"])
+            else:
+                last = cls.objects.order_by("-id").values_list("entry_hash", flat=True).first()
+                entry.prev_hash = last or GENESIS_HASH
+                entry.entry_hash = entry.compute_hash()
+                entry.save(force_insert=True)
         return entry
 
     @classmethod
-    def verify_chain(cls) -> tuple[int, AuditEntry | None]:
-        """Walk the chain oldest first; return (entries checked, first broken entry or None)."""
+    def verify_chain(cls) -> tuple[int, int | None]:
+        """Check every link, oldest first; return (entries checked, id of first broken entry)."""
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(_VERIFY_SQL)
+                total, first_broken = cursor.fetchone()
+            return _count_before(cls, first_broken, total), first_broken
         prev = GENESIS_HASH
         checked = 0
         for entry in cls.objects.order_by("id").iterator(chunk_size=2000):
             if entry.prev_hash != prev or entry.compute_hash() != entry.entry_hash:
-                return checked, entry
+                return checked, entry.pk
             prev = entry.entry_hash
             checked += 1
         return checked, None
+
+
+def _count_before(model, first_broken: int | None, total: int) -> int:
+    if first_broken is None:
+        return total
+    return model.objects.filter(id__lt=first_broken).count()
+
+
+# The PostgreSQL rule (audit_log_entry_hash, installed by migration) recomputed for every row.
+_VERIFY_SQL = """
+WITH links AS (
+    SELECT a.id,
+           a.prev_hash,
+           a.entry_hash,
+           coalesce(lag(a.entry_hash) OVER (ORDER BY a.id), repeat('0', 64)) AS expected_prev,
+           audit_log_entry_hash(a.prev_hash, a) AS recomputed
+    FROM audit_log a
+)
+SELECT (SELECT count(*) FROM audit_log),
+       (SELECT min(id) FROM links WHERE prev_hash <> expected_prev OR recomputed <> entry_hash)
+"""
 
 
 class Alert(models.Model):

@@ -205,6 +205,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rollouts.tasks.auto_check",
         "schedule": timedelta(minutes=5),
     },
+    "send-pending-alerts": {
+        "task": "molam_upgrades.tasks.send_pending_alerts",
+        "schedule": timedelta(minutes=1),
+    },
     "expire-backups": {
         "task": "backups.tasks.expire_backups",
         "schedule": crontab(minute=17, hour=3),

@@ -106,3 +106,21 @@ class Rollout(models.Model):
             "min_sample_size": self.min_sample_size,
             "paused_reason": self.paused_reason,
         }
+
+
+class AutoCheckRun(models.Model):
+    """One run of the Sira auto-pause check (beat, HTTP, command or SQL)."""
+
+    source = models.CharField(max_length=16)  # beat | http | command | sql
+    actor = models.CharField(max_length=160, blank=True)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked_count = models.PositiveIntegerField(default=0)
+    paused_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "sira_auto_check_runs"
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source} run at {self.started_at:%Y-%m-%d %H:%M} paused {self.paused_count}"

@@ -80,3 +80,26 @@ class BackupFactory(factory.django.DjangoModelFactory):
     backup_path = factory.LazyAttribute(
         lambda b: f"/var/lib/molam-agent/backups/{b.plugin_name}-{b.version}.tar.enc"
     )
+
+
+class RolloutFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "rollouts.Rollout"
+
+    plugin_name = factory.Sequence(lambda n: f"plugin-{n}")
+    version = "4.0.0"
+    rollout_percentage = 10
+    rollout_strategy = "random"
+    status = "active"
+
+
+class ReleaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "rollouts.Release"
+
+    plugin_name = "woocommerce"
+    version = "4.0.0"
+    download_url = factory.LazyAttribute(
+        lambda r: f"https://releases.molam.example/{r.plugin_name}-{r.version}.zip"
+    )
+    sha256 = "b" * 64

@@ -44,12 +44,18 @@ class MolamAPIView(APIView):
         return self.request.principal
 
     # -- validation ---------------------------------------------------------------------
-    def validated(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs) -> dict:
+    def bound(
+        self, serializer_class: type[serializers.Serializer], data: Any, **kwargs
+    ) -> serializers.Serializer:
+        """A validated serializer for a JSON object body (400 otherwise)."""
         if not isinstance(data, dict):
             raise exceptions.ValidationError({"non_field_errors": ["Request body must be a JSON object."]})
         serializer = serializer_class(data=data, **kwargs)
         serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        return serializer
+
+    def validated(self, serializer_class: type[serializers.Serializer], data: Any, **kwargs) -> dict:
+        return self.bound(serializer_class, data, **kwargs).validated_data
 
     def validated_query(self, serializer_class: type[serializers.Serializer]) -> dict:
         serializer = serializer_class(data=self.request.query_params)

@@ -1,0 +1,176 @@
+"""Cohort decisions: which merchant gets which version, deterministically.
+
+``bucket = int(sha256("<plugin>:<version>:<merchant uuid lower-case>")[:8], 16) % 10000`` and a
+merchant is in the cohort iff ``bucket < percentage * 100`` (0.01 % granularity). The bucket
+does not depend on the percentage, so raising it keeps every merchant already selected
+(monotonic), and the version is part of the hash, so each version gets a fresh cohort. The
+PostgreSQL function ``should_merchant_upgrade()`` computes the same thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from uuid import UUID
+
+from django.core.cache import cache
+
+from molam_upgrades.versions import Version
+
+from .choices import RolloutStatus, RolloutStrategy
+from .models import Release, Rollout
+
+BUCKETS = 10_000
+CACHE_TTL_S = 15  # bounds staleness for changes made outside the app (e.g. psql)
+_NONE = "none"
+
+
+def cache_key(plugin_name: str) -> str:
+    return f"rollout:open:{plugin_name}"
+
+
+def bucket_for(plugin_name: str, version: str, merchant_id: UUID | str) -> int:
+    key = f"{plugin_name}:{version}:{str(merchant_id).lower()}".encode()
+    return int(hashlib.sha256(key).hexdigest()[:8], 16) % BUCKETS
+
+
+def selected(bucket: int, percentage: Decimal) -> bool:
+    return bucket < percentage * 100
+
+
+def format_percentage(value: Decimal) -> str:
+    """25.00 → '25', 0.50 → '0.5'."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@dataclass(frozen=True)
+class OpenRollout:
+    """What a decision needs to know about a plugin's active or paused rollout."""
+
+    id: int
+    plugin_name: str
+    version: str
+    percentage: Decimal
+    strategy: str
+    status: str
+    target_countries: frozenset[str]
+    target_tiers: frozenset[str]
+    release: dict | None
+
+    @classmethod
+    def from_model(cls, rollout: Rollout, release: Release | None) -> OpenRollout:
+        return cls(
+            id=rollout.pk,
+            plugin_name=rollout.plugin_name,
+            version=rollout.version,
+            percentage=Decimal(rollout.rollout_percentage),
+            strategy=rollout.rollout_strategy,
+            status=rollout.status,
+            target_countries=frozenset(rollout.target_countries or ()),
+            target_tiers=frozenset(rollout.target_tiers or ()),
+            release=(
+                {
+                    "download_url": release.download_url,
+                    "sha256": release.sha256,
+                    "signature": release.signature or None,
+                }
+                if release
+                else None
+            ),
+        )
+
+
+def load_open_rollout(plugin_name: str) -> OpenRollout | None:
+    """The plugin's active or paused rollout with its release, from cache (2 queries on a miss)."""
+    key = cache_key(plugin_name)
+    cached = cache.get(key)
+    if cached is not None:
+        return None if cached == _NONE else cached
+    rollout = Rollout.objects.filter(
+        plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]
+    ).first()
+    snapshot = None
+    if rollout is not None:
+        release = Release.objects.filter(plugin_name=plugin_name, version=rollout.version).first()
+        snapshot = OpenRollout.from_model(rollout, release)
+    cache.set(key, snapshot if snapshot is not None else _NONE, CACHE_TTL_S)
+    return snapshot
+
+
+def invalidate(plugin_name: str) -> None:
+    cache.delete(cache_key(plugin_name))
+
+
+def in_cohort(
+    rollout: OpenRollout, merchant_id: UUID, country: str | None, tier: str | None
+) -> tuple[bool, str, int]:
+    """Targeting first (geo / tier), then the percentage. Returns (selected, reason, bucket)."""
+    bucket = bucket_for(rollout.plugin_name, rollout.version, merchant_id)
+    pct = format_percentage(rollout.percentage)
+    if rollout.strategy == RolloutStrategy.GEO and (country or "") not in rollout.target_countries:
+        targets = ", ".join(sorted(rollout.target_countries))
+        return (
+            False,
+            f"Country {country or '(none given)'} is not targeted by this rollout ({targets})",
+            bucket,
+        )
+    if rollout.strategy == RolloutStrategy.MERCHANT_TIER and (tier or "") not in rollout.target_tiers:
+        targets = ", ".join(sorted(rollout.target_tiers))
+        return (
+            False,
+            f"Merchant tier {tier or '(none given)'} is not targeted by this rollout ({targets})",
+            bucket,
+        )
+    if not selected(bucket, rollout.percentage):
+        return False, f"Merchant not in the {pct}% rollout cohort (bucket {bucket})", bucket
+    return True, f"Merchant selected for {pct}% rollout ({rollout.strategy} strategy)", bucket
+
+
+def decide(
+    *,
+    plugin_name: str,
+    merchant_id: UUID,
+    current_version: str | None,
+    country: str | None,
+    tier: str | None,
+) -> dict:
+    """The should-upgrade answer for one merchant (seed keys)."""
+    rollout = load_open_rollout(plugin_name)
+    answer = {
+        "should_upgrade": False,
+        "reason": "",
+        "rollout_id": None,
+        "rollout_percentage": None,
+        "rollout_strategy": None,
+        "version": None,
+        "bucket": None,
+        "release": None,
+    }
+    if rollout is None:
+        answer["reason"] = f"No active rollout for {plugin_name}"
+        return answer
+    answer.update(
+        rollout_id=rollout.id,
+        rollout_percentage=float(rollout.percentage),
+        rollout_strategy=rollout.strategy,
+        version=rollout.version,
+    )
+    if rollout.status == RolloutStatus.PAUSED:
+        answer["reason"] = f"Rollout of {plugin_name} {rollout.version} is paused"
+        return answer
+    if current_version is not None and Version(current_version) >= Version(rollout.version):
+        answer["reason"] = f"Already on {current_version}, which is {rollout.version} or newer"
+        return answer
+    chosen, reason, bucket = in_cohort(rollout, merchant_id, country, tier)
+    answer["bucket"] = bucket
+    answer["reason"] = reason
+    if chosen and rollout.release is None:
+        # Never send a merchant to a version we cannot verify (no checksum to check against).
+        answer["reason"] = f"{reason}, but release {plugin_name} {rollout.version} is not registered yet"
+        return answer
+    if chosen:
+        answer["should_upgrade"] = True
+        answer["release"] = rollout.release
+    return answer

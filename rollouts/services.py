@@ -1,0 +1,332 @@
+"""Rollout lifecycle, releases and the Sira auto-pause: the one place each change lives.
+
+Every change to a rollout locks its row (``select_for_update``) so a pause racing a
+percentage change cannot lose either, writes an audit entry, and invalidates the cached
+decision data for the plugin once the transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from molam_upgrades.alerts import raise_alert
+from molam_upgrades.api.errors import Conflict
+from molam_upgrades.choices import AlertSeverity
+from molam_upgrades.models import AuditEntry
+from rollbacks.choices import RollbackTrigger
+from rollbacks.models import RollbackHistory
+
+from . import cohort
+from .choices import TRANSITIONS, RolloutStatus
+from .metrics import error_rate, with_metrics
+from .models import AutoCheckRun, Release, Rollout
+
+logger = logging.getLogger("molam.rollouts")
+
+SIRA_ACTOR = "sira"
+# Sira pauses are fleet-wide events, not one merchant's rollback: they are recorded in the
+# rollback history under the nil merchant id.
+FLEET_MERCHANT_ID = uuid.UUID(int=0)
+
+
+def _after_commit_invalidate(plugin_name: str) -> None:
+    transaction.on_commit(lambda: cohort.invalidate(plugin_name))
+
+
+def register_release(
+    *, actor: str, plugin_name: str, version: str, download_url: str, sha256: str, signature: str = ""
+) -> Release:
+    """Register a downloadable release (unique per plugin and version: 409 otherwise)."""
+    try:
+        with transaction.atomic():
+            release = Release.objects.create(
+                plugin_name=plugin_name,
+                version=version,
+                download_url=download_url,
+                sha256=sha256,
+                signature=signature or "",
+                created_by=actor,
+            )
+            AuditEntry.record(
+                actor=actor,
+                action="release.registered",
+                obj=release,
+                after={
+                    "plugin_name": plugin_name,
+                    "version": version,
+                    "download_url": download_url,
+                    "sha256": sha256,
+                    "signed": bool(signature),
+                },
+            )
+            _after_commit_invalidate(plugin_name)
+    except IntegrityError as exc:
+        raise Conflict(f"Release {plugin_name} {version} is already registered.") from exc
+    return release
+
+
+def create_rollout(*, actor: str, **fields) -> Rollout:
+    """Start a rollout. At most one rollout per plugin may be active or paused (409)."""
+    plugin_name = fields["plugin_name"]
+    try:
+        with transaction.atomic():
+            if (
+                Rollout.objects.select_for_update()
+                .filter(plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED])
+                .exists()
+            ):
+                raise _OpenRolloutExists
+            rollout = Rollout.objects.create(created_by=actor, **fields)
+            AuditEntry.record(actor=actor, action="rollout.created", obj=rollout, after=rollout.snapshot())
+            _after_commit_invalidate(plugin_name)
+    except (IntegrityError, _OpenRolloutExists) as exc:
+        open_rollout = Rollout.objects.filter(
+            plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]
+        ).first()
+        detail = (
+            f" (rollout {open_rollout.pk}, {open_rollout.version}, {open_rollout.status})"
+            if open_rollout
+            else ""
+        )
+        raise Conflict(
+            f"{plugin_name} already has an active or paused rollout{detail}; complete it first."
+        ) from exc
+    logger.info(
+        "rollout created: %s %s at %s%%",
+        plugin_name,
+        rollout.version,
+        rollout.rollout_percentage,
+        extra={"event": "rollout_created", "rollout_id": rollout.pk},
+    )
+    return rollout
+
+
+class _OpenRolloutExists(Exception):
+    pass
+
+
+def _apply_status(
+    rollout: Rollout, status: str, *, actor: str, reason: str | None, auto: bool = False
+) -> None:
+    if status not in TRANSITIONS[rollout.status]:
+        if status == rollout.status:
+            raise Conflict(f"Rollout {rollout.pk} is already {status}.")
+        raise Conflict(f"Rollout {rollout.pk} cannot move from {rollout.status} to {status}.")
+    now = timezone.now()
+    rollout.status = status
+    if status == RolloutStatus.PAUSED:
+        rollout.paused_reason = reason or ("Paused by Sira" if auto else "Paused by an operator")
+        rollout.paused_by = actor
+        rollout.paused_at = now
+        rollout.auto_paused = auto
+    elif status == RolloutStatus.ACTIVE:
+        rollout.paused_reason = None
+        rollout.paused_by = None
+        rollout.paused_at = None
+        rollout.auto_paused = False
+    else:  # completed / rolled_back: final
+        rollout.completed_at = now
+
+
+_ACTIONS = {
+    RolloutStatus.PAUSED: "rollout.paused",
+    RolloutStatus.ACTIVE: "rollout.resumed",
+    RolloutStatus.COMPLETED: "rollout.completed",
+    RolloutStatus.ROLLED_BACK: "rollout.rolled_back",
+}
+
+
+def change_rollout(
+    rollout_id: int,
+    *,
+    actor: str,
+    percentage: Decimal | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+) -> Rollout:
+    """Change a rollout's percentage and/or status atomically (allowed moves only, 409 else)."""
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
+        before = rollout.snapshot()
+        if percentage is not None:
+            if not rollout.is_open:
+                raise Conflict(
+                    f"Rollout {rollout.pk} is {rollout.status}; its percentage can no longer change."
+                )
+            if Decimal(percentage) != rollout.rollout_percentage:
+                rollout.rollout_percentage = Decimal(percentage)
+                AuditEntry.record(
+                    actor=actor,
+                    action="rollout.percentage_changed",
+                    obj=rollout,
+                    before={"rollout_percentage": before["rollout_percentage"]},
+                    after={"rollout_percentage": f"{rollout.rollout_percentage:.2f}"},
+                )
+        if status is not None:
+            _apply_status(rollout, status, actor=actor, reason=reason)
+            AuditEntry.record(
+                actor=actor,
+                action=_ACTIONS[status],
+                obj=rollout,
+                before={"status": before["status"], "paused_reason": before["paused_reason"]},
+                after={"status": rollout.status, "paused_reason": rollout.paused_reason},
+            )
+        rollout.save()
+        _after_commit_invalidate(rollout.plugin_name)
+    logger.info(
+        "rollout %s changed: %s%% %s",
+        rollout.pk,
+        rollout.rollout_percentage,
+        rollout.status,
+        extra={
+            "event": f"rollout_{rollout.status}" if status else "rollout_percentage_changed",
+            "rollout_id": rollout.pk,
+            "actor": actor,
+        },
+    )
+    return rollout
+
+
+def pause_rollout(rollout_id: int, *, actor: str, reason: str | None = None) -> Rollout:
+    return change_rollout(rollout_id, actor=actor, status=RolloutStatus.PAUSED, reason=reason)
+
+
+def resume_rollout(rollout_id: int, *, actor: str) -> Rollout:
+    return change_rollout(rollout_id, actor=actor, status=RolloutStatus.ACTIVE)
+
+
+def complete_rollout(rollout_id: int, *, actor: str) -> Rollout:
+    return change_rollout(rollout_id, actor=actor, status=RolloutStatus.COMPLETED)
+
+
+# --- Sira auto-pause ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PausedRollout:
+    rollout_id: int
+    plugin_name: str
+    version: str
+    error_rate: Decimal
+    threshold: Decimal
+    total: int
+    errors: int
+
+    def as_dict(self) -> dict:
+        return {
+            "rollout_id": self.rollout_id,
+            "plugin_name": self.plugin_name,
+            "version": self.version,
+            "error_rate": float(self.error_rate),
+            "threshold": float(self.threshold),
+            "upgrades_total": self.total,
+            "upgrades_failed": self.errors,
+        }
+
+
+def sira_reason(rate: Decimal, threshold: Decimal, errors: int, total: int) -> str:
+    # The SQL function auto_pause_failing_rollouts() writes the same sentence.
+    return f"Sira auto-pause: error rate {rate:.4f} > threshold {threshold:.4f} ({errors}/{total} upgrades failed or rolled back)"
+
+
+def auto_pause_failing_rollouts(*, source: str, actor: str = SIRA_ACTOR) -> list[PausedRollout]:
+    """The Sira rule: pause every monitored active rollout whose error rate exceeds its threshold.
+
+    Only rollouts with at least ``min_sample_size`` reports are judged. Each pause is claimed
+    under a row lock and re-checked, so overlapping runs (beat + HTTP + SQL) pause each
+    rollout once; a second run pauses nothing new.
+    """
+    run = AutoCheckRun.objects.create(source=source, actor=actor)
+    candidates = list(
+        with_metrics(Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True)).values(
+            "pk", "reports_total", "reports_failed", "min_sample_size", "error_threshold"
+        )
+    )
+    paused: list[PausedRollout] = []
+    for row in candidates:
+        total, errors = row["reports_total"], row["reports_failed"]
+        rate = error_rate(total, errors)
+        if total < row["min_sample_size"] or rate <= row["error_threshold"]:
+            continue
+        result = _auto_pause_one(row["pk"], actor=actor, rate=rate, total=total, errors=errors)
+        if result is not None:
+            paused.append(result)
+    AutoCheckRun.objects.filter(pk=run.pk).update(
+        finished_at=timezone.now(), checked_count=len(candidates), paused_count=len(paused)
+    )
+    return paused
+
+
+def _auto_pause_one(
+    rollout_id: int, *, actor: str, rate: Decimal, total: int, errors: int
+) -> PausedRollout | None:
+    with transaction.atomic():
+        rollout = (
+            Rollout.objects.select_for_update()
+            .filter(pk=rollout_id, status=RolloutStatus.ACTIVE, sira_monitoring=True)
+            .first()
+        )
+        if rollout is None:
+            return None  # paused, completed or unmonitored meanwhile (another run got it)
+        threshold = rollout.error_threshold
+        reason = sira_reason(rate, threshold, errors, total)
+        _apply_status(rollout, RolloutStatus.PAUSED, actor=actor, reason=reason, auto=True)
+        rollout.save()
+        RollbackHistory.objects.create(
+            merchant_id=FLEET_MERCHANT_ID,
+            plugin_name=rollout.plugin_name,
+            from_version=rollout.version,
+            to_version=rollout.version,
+            rollback_trigger=RollbackTrigger.AUTOMATIC,
+            success=True,
+            duration_ms=0,
+            files_restored=0,
+            db_restored=False,
+            rollback_reason=reason,
+            sira_triggered=True,
+            error_rate_detected=rate,
+            rollout=rollout,
+            initiated_by=actor,
+            completed_at=timezone.now(),
+        )
+        AuditEntry.record(
+            actor=actor,
+            action="rollout.auto_paused",
+            obj=rollout,
+            before={"status": RolloutStatus.ACTIVE},
+            after={
+                "status": RolloutStatus.PAUSED,
+                "error_rate": f"{rate:.4f}",
+                "threshold": f"{threshold:.4f}",
+                "reason": reason,
+            },
+        )
+        raise_alert(
+            kind="rollout_auto_paused",
+            # Same sentence as the SQL function auto_pause_failing_rollouts().
+            summary=f"Rollout auto-paused by Sira: {rollout.plugin_name} {rollout.version} "
+            f"error rate {rate * 100:.2f}% > {threshold * 100:.2f}%",
+            dedup_key=f"rollout-auto-paused-{rollout.pk}",
+            severity=AlertSeverity.ERROR,
+            details={
+                "rollout_id": rollout.pk,
+                "plugin_name": rollout.plugin_name,
+                "version": rollout.version,
+                "error_rate": f"{rate:.4f}",
+                "threshold": f"{threshold:.4f}",
+                "upgrades_total": total,
+                "upgrades_failed": errors,
+                "rollout_percentage": f"{rollout.rollout_percentage:.2f}",
+            },
+        )
+        _after_commit_invalidate(rollout.plugin_name)
+    logger.warning(
+        "rollout auto-paused: %s", reason, extra={"event": "rollout_auto_paused", "rollout_id": rollout_id}
+    )
+    return PausedRollout(rollout_id, rollout.plugin_name, rollout.version, rate, threshold, total, errors)

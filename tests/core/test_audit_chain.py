@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from molam_upgrades.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def _entries(n=5):
+    return [
+        AuditEntry.record(
+            actor=f"user:u{i}",
+            action="rollout.created",
+            object_type="rollout",
+            object_id=str(i),
+            after={"i": i},
+        )
+        for i in range(n)
+    ]
+
+
+def test_entries_are_chained():
+    entries = _entries(3)
+    assert entries[0].prev_hash == "0" * 64
+    assert entries[1].prev_hash == entries[0].entry_hash and entries[2].prev_hash == entries[1].entry_hash
+    out = io.StringIO()
+    call_command("verify_audit_log", stdout=out)
+    assert "3 entries verified" in out.getvalue()
+
+
+@pytest.mark.usefixtures("uses_postgres")
+def test_tampering_is_reported_at_the_first_broken_link():
+    entries = _entries(5)
+    with connection.cursor() as cursor:
+        # What someone with table-owner rights could do: disable the guard and edit history.
+        cursor.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        cursor.execute("UPDATE audit_log SET actor = 'user:mallory' WHERE id = %s", [entries[2].pk])
+        cursor.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+    assert AuditEntry.verify_chain() == (2, entries[2].pk)
+    with pytest.raises(CommandError, match=f"broken at entry {entries[2].pk}"):
+        call_command("verify_audit_log")
+
+
+@pytest.mark.usefixtures("uses_postgres")
+def test_a_removed_entry_is_reported():
+    entries = _entries(4)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        cursor.execute("DELETE FROM audit_log WHERE id = %s", [entries[1].pk])
+        cursor.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+    assert AuditEntry.verify_chain()[1] == entries[2].pk
