@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .api import errors
@@ -23,7 +22,10 @@ urlpatterns = [
     re_path(r"^api/", errors.api_not_found),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    # Health, readiness and Prometheus metrics.
+    path("", include("molam_upgrades.monitoring_urls")),
+    # Login and the ops dashboards (server-rendered pages).
+    path("", include("molam_upgrades.web_urls")),
 ]
 
 handler400 = "molam_upgrades.api.errors.handler400"

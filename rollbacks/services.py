@@ -261,3 +261,70 @@ def rollback_stats(now=None) -> dict:
 
 def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
+
+
+def rollbacks_per_day(days: int = 14, now=None) -> list[dict]:
+    """Completed rollbacks per UTC day for the last ``days`` days (oldest first), split by outcome."""
+    from django.db.models.functions import TruncDate
+
+    now = now or timezone.now()
+    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        completed_rollbacks()
+        .filter(created_at__gte=start)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(successful=Count("pk", filter=Q(success=True)), failed=Count("pk", filter=Q(success=False)))
+    )
+    by_day = {row["day"]: row for row in rows}
+    series = []
+    for offset in range(days):
+        day = (start + timedelta(days=offset)).date()
+        row = by_day.get(day, {})
+        series.append(
+            {"date": day.isoformat(), "successful": row.get("successful", 0), "failed": row.get("failed", 0)}
+        )
+    return series
+
+
+# The seed's targets ("Monitoring & Alerts"): success rate > 95 %, average duration < 3 s,
+# alert when more than 5 rollbacks fail in 7 days, rollout velocity (first stage → 100 %) < 7 days.
+KPI_TARGETS = {
+    "rollback_success_rate_pct": (">", 95.0),
+    "avg_rollback_duration_ms": ("<", 3000),
+    "failed_rollbacks_7d": ("<=", 5),
+    "rollout_velocity_days": ("<", 7.0),
+}
+
+
+def _kpi(name: str, value) -> dict:
+    comparison, target = KPI_TARGETS[name]
+    if value is None:
+        ok = None
+    elif comparison == ">":
+        ok = value > target
+    elif comparison == "<":
+        ok = value < target
+    else:
+        ok = value <= target
+    return {"value": value, "target": target, "comparison": comparison, "ok": ok}
+
+
+def kpis(stats: dict, now=None) -> dict:
+    """Each seed KPI with its target and whether it is met (None when there is no data yet)."""
+    from rollouts.metrics import rollout_velocity_days
+
+    per_day = rollbacks_per_day(now=now)
+    return {
+        "rollback_success_rate_pct": _kpi("rollback_success_rate_pct", stats["overall_success_rate_pct"]),
+        "avg_rollback_duration_ms": _kpi("avg_rollback_duration_ms", stats["avg_duration_ms"]),
+        "failed_rollbacks_7d": _kpi("failed_rollbacks_7d", stats["failed_rollbacks_last_7d"]),
+        "rollout_velocity_days": _kpi("rollout_velocity_days", rollout_velocity_days()),
+        "rollbacks_per_day": {
+            "value": round(sum(d["successful"] + d["failed"] for d in per_day) / len(per_day), 2),
+            "series": per_day,
+            "target": None,
+            "comparison": "monitor",
+            "ok": None,
+        },
+    }

@@ -47,3 +47,25 @@ def error_rate(total: int, errors: int) -> Decimal:
     if not total:
         return Decimal("0.0000")
     return (Decimal(errors) / Decimal(total)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def rollout_velocity_days(window_days: int = 90) -> float | None:
+    """Median days from a rollout's first stage to 100 %, over rollouts that got there recently."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .models import Rollout
+
+    since = timezone.now() - timedelta(days=window_days)
+    durations = sorted(
+        (full - created).total_seconds() / 86400
+        for created, full in Rollout.objects.filter(full_rollout_at__gte=since).values_list(
+            "created_at", "full_rollout_at"
+        )
+    )
+    if not durations:
+        return None
+    mid = len(durations) // 2
+    median = durations[mid] if len(durations) % 2 else (durations[mid - 1] + durations[mid]) / 2
+    return round(median, 2)

@@ -62,6 +62,9 @@ class Rollout(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    full_rollout_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the rollout first reached 100 % (rollout velocity)."
+    )
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:

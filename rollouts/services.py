@@ -82,6 +82,8 @@ def create_rollout(*, actor: str, **fields) -> Rollout:
                 .exists()
             ):
                 raise _OpenRolloutExists
+            if Decimal(fields.get("rollout_percentage", 0)) == 100:
+                fields["full_rollout_at"] = timezone.now()
             rollout = Rollout.objects.create(created_by=actor, **fields)
             AuditEntry.record(actor=actor, action="rollout.created", obj=rollout, after=rollout.snapshot())
             _after_commit_invalidate(plugin_name)
@@ -161,6 +163,8 @@ def change_rollout(
                 )
             if Decimal(percentage) != rollout.rollout_percentage:
                 rollout.rollout_percentage = Decimal(percentage)
+                if rollout.rollout_percentage == 100 and rollout.full_rollout_at is None:
+                    rollout.full_rollout_at = timezone.now()
                 AuditEntry.record(
                     actor=actor,
                     action="rollout.percentage_changed",

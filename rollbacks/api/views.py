@@ -131,4 +131,6 @@ class RollbackStatsView(MolamAPIView):
     roles = {"GET": READERS}
 
     def get(self, request):
-        return Response(services.rollback_stats())
+        stats = services.rollback_stats()
+        stats["kpis"] = services.kpis(stats)
+        return Response(stats)

@@ -146,3 +146,30 @@ def test_stats_on_an_empty_fleet(cast):
     body = cast.viewer.get("rollback/stats").json()
     assert body["success_rate_by_plugin"] == []
     assert body["rollbacks_last_24h"] == 0 and body["failed_rollbacks_last_7d"] == 0
+
+
+def test_stats_carry_the_seed_kpis_against_their_targets(cast):
+    from tests.factories import RolloutFactory
+
+    now = timezone.now()
+    for i in range(19):
+        RollbackFactory(success=True, duration_ms=1200, created_at=now - timedelta(days=i % 10))
+    RollbackFactory(success=False, duration_ms=4000, created_at=now - timedelta(days=1))
+    RolloutFactory(created_at=now - timedelta(days=4), full_rollout_at=now, status="completed")
+    RolloutFactory(
+        created_at=now - timedelta(days=10), full_rollout_at=now - timedelta(days=1), status="completed"
+    )
+    kpis = cast.viewer.get("rollback/stats").json()["kpis"]
+    assert kpis["rollback_success_rate_pct"] == {
+        "value": 95.0,
+        "target": 95.0,
+        "comparison": ">",
+        "ok": False,
+    }
+    assert kpis["avg_rollback_duration_ms"]["value"] == round((19 * 1200 + 4000) / 20)
+    assert kpis["avg_rollback_duration_ms"]["ok"] is True
+    assert kpis["failed_rollbacks_7d"] == {"value": 1, "target": 5, "comparison": "<=", "ok": True}
+    assert kpis["rollout_velocity_days"]["value"] == 6.5  # median of 4 and 9 days
+    series = kpis["rollbacks_per_day"]["series"]
+    assert len(series) == 14 and series[-1]["date"] == now.date().isoformat()
+    assert sum(d["successful"] + d["failed"] for d in series) == 20
