@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
             out = Agent(load_config(args.config)).status()
     except AgentError as exc:
         out = result("failed", error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - keep the --json contract even for the unexpected
+        logging.getLogger("molam_agent").exception("unexpected error")
+        out = result("failed", error=f"{exc.__class__.__name__}: {exc}")
     _print(out, args.json)
     return exit_code(out)
 

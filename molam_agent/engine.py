@@ -251,6 +251,21 @@ class Agent:
         self.journal.clear()
         return result("failed", j.get("from_version"), j.get("to_version"), error=error)
 
+    def _cleanup_paths(
+        self,
+        j: dict[str, Any],
+        keep_inode: int | None,
+        keys: tuple[str, ...] = ("download", "staging", "trash", "scratch"),
+    ) -> None:
+        """Delete the operation's scratch paths, never the tree that must stay (``keep_inode``)."""
+        for key in keys:
+            path = (j.get("paths") or {}).get(key)
+            if not path:
+                continue
+            ino = inode_of(Path(path))
+            if ino is not None and ino != keep_inode and ino != inode_of(self.cfg.plugin_dir):
+                remove_tree(Path(path))
+
     # ------------------------------------------------------------------ upgrade --
     def upgrade(self, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
         """The whole flow of ``molam-agent upgrade``."""
@@ -640,10 +655,7 @@ class Agent:
             },
         )
         self.maint.leave()
-        for key in ("download", "staging", "trash"):
-            path = Path(j["paths"][key])
-            if inode_of(path) is not None and inode_of(path) != files.get("target_inode"):
-                remove_tree(path)
+        self._cleanup_paths(j, keep_inode=files.get("target_inode"))
         self._report(
             "upgrades",
             {
@@ -870,10 +882,7 @@ class Agent:
         if not failed_hard:
             self.maint.leave()
             target = (j.get("files") or {}).get("target_inode")
-            for key in ("download", "staging", "trash", "aside", "scratch"):
-                path = (j.get("paths") or {}).get(key)
-                if path and inode_of(Path(path)) is not None and inode_of(Path(path)) != target:
-                    remove_tree(Path(path))
+            self._cleanup_paths(j, target, ("download", "staging", "trash", "aside", "scratch"))
             if j["op"] == "rollback":
                 self._after_manual_rollback(j)
             self.journal.clear()

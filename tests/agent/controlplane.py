@@ -31,6 +31,8 @@ class ControlPlaneState:
         self.pending: list[dict[str, Any]] = []
         self.releases: list[dict[str, Any]] = []
         self.fail_status: int | None = None
+        self.fail_writes: int | None = None
+        self.lose_answers = 0
         self.idempotent: dict[str, tuple[int, dict]] = {}
         self.rollbacks: dict[str, dict[str, Any]] = {}
         self.backups: dict[str, dict[str, Any]] = {}
@@ -82,8 +84,9 @@ class Handler(BaseHTTPRequestHandler):
                     "auth": self.headers.get("Authorization"),
                 }
             )
-            if st.fail_status:
-                return self._send(st.fail_status, {"ok": False, "error": "unavailable"})
+            if st.fail_status or (st.fail_writes and method != "GET"):
+                status = st.fail_status or st.fail_writes
+                return self._send(status, {"ok": False, "error": "unavailable"})
             key = self.headers.get("Idempotency-Key")
             if method != "GET" and key and key in st.idempotent:
                 status, payload = st.idempotent[key]
@@ -91,6 +94,12 @@ class Handler(BaseHTTPRequestHandler):
             status, payload = self._route(method, route, query, body or {})
             if method != "GET" and key and status < 300:
                 st.idempotent[key] = (status, payload)
+            if method != "GET" and st.lose_answers > 0:
+                # The write happened; the answer is lost on the way back (connection reset).
+                st.lose_answers -= 1
+                self.close_connection = True
+                self.wfile.flush()
+                return None
         return self._send(status, payload)
 
     def _route(self, method: str, route: str, query: dict, body: dict) -> tuple[int, dict]:
