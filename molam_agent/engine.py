@@ -229,6 +229,7 @@ class Agent:
             return self._run_rollback(j, time.monotonic())
         # An upgrade that touched the live plugin and did not commit: undo it.
         j["trigger"] = "automatic"
+        j["interrupted"] = True
         j["error"] = f"agent interrupted at step '{step}'"
         return self._run_rollback(j, time.monotonic())
 
@@ -873,7 +874,8 @@ class Agent:
             self._report(
                 "rollback/{rollback_id}/complete", complete, key=f"{tx}-complete{suffix}", depends_on=init
             )
-        if j["op"] == "upgrade" or j.get("trigger") != "automatic":
+        # A crash says nothing about the release: only a real failure puts it on hold.
+        if not j.get("interrupted"):
             self._hold(
                 left,
                 j.get("release_sha256") if j["op"] == "upgrade" else None,
