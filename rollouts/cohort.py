@@ -10,6 +10,7 @@ PostgreSQL function ``should_merchant_upgrade()`` computes the same thing.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from uuid import UUID
@@ -22,8 +23,14 @@ from .choices import RolloutStatus, RolloutStrategy
 from .models import Release, Rollout
 
 BUCKETS = 10_000
-CACHE_TTL_S = 15  # bounds staleness for changes made outside the app (e.g. psql)
+# Two cache levels keep the hot path free of queries: a shared entry in Redis, invalidated on
+# every change, and a per-process copy kept LOCAL_TTL_S so most requests touch neither Redis nor
+# PostgreSQL. A change is visible at once in the process that made it and within LOCAL_TTL_S
+# everywhere else; SHARED_TTL_S bounds staleness for changes made outside the app (psql).
+SHARED_TTL_S = 15
+LOCAL_TTL_S = 1.0
 _NONE = "none"
+_local: dict[str, tuple[float, OpenRollout | None]] = {}
 
 
 def cache_key(plugin_name: str) -> str:
@@ -37,6 +44,11 @@ def bucket_for(plugin_name: str, version: str, merchant_id: UUID | str) -> int:
 
 def selected(bucket: int, percentage: Decimal) -> bool:
     return bucket < percentage * 100
+
+
+def as_number(value: Decimal) -> int | float:
+    """A percentage for JSON: 25 rather than 25.0, 0.5 stays 0.5."""
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def format_percentage(value: Decimal) -> str:
@@ -83,7 +95,19 @@ class OpenRollout:
 
 
 def load_open_rollout(plugin_name: str) -> OpenRollout | None:
-    """The plugin's active or paused rollout with its release, from cache (2 queries on a miss)."""
+    """The plugin's active or paused rollout with its release (2 queries on a full miss)."""
+    now = time.monotonic()
+    local = _local.get(plugin_name)
+    if local is not None and local[0] > now:
+        return local[1]
+    snapshot = _load_shared(plugin_name)
+    if len(_local) > 1000:
+        _local.clear()
+    _local[plugin_name] = (now + LOCAL_TTL_S, snapshot)
+    return snapshot
+
+
+def _load_shared(plugin_name: str) -> OpenRollout | None:
     key = cache_key(plugin_name)
     cached = cache.get(key)
     if cached is not None:
@@ -95,12 +119,18 @@ def load_open_rollout(plugin_name: str) -> OpenRollout | None:
     if rollout is not None:
         release = Release.objects.filter(plugin_name=plugin_name, version=rollout.version).first()
         snapshot = OpenRollout.from_model(rollout, release)
-    cache.set(key, snapshot if snapshot is not None else _NONE, CACHE_TTL_S)
+    cache.set(key, snapshot if snapshot is not None else _NONE, SHARED_TTL_S)
     return snapshot
 
 
 def invalidate(plugin_name: str) -> None:
+    """Drop both cache levels for a plugin (called after a change commits)."""
+    _local.pop(plugin_name, None)
     cache.delete(cache_key(plugin_name))
+
+
+def clear_local_cache() -> None:
+    _local.clear()
 
 
 def in_cohort(
@@ -153,7 +183,7 @@ def decide(
         return answer
     answer.update(
         rollout_id=rollout.id,
-        rollout_percentage=float(rollout.percentage),
+        rollout_percentage=as_number(rollout.percentage),
         rollout_strategy=rollout.strategy,
         version=rollout.version,
     )

@@ -36,8 +36,12 @@ def _fresh_token_cache():
 def _clear_cache():
     from django.core.cache import cache
 
+    from rollouts.cohort import clear_local_cache
+
     cache.clear()
+    clear_local_cache()
     yield
+    clear_local_cache()
 
 
 class Api:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from decimal import Decimal, InvalidOperation
 
 from rest_framework import serializers
@@ -16,9 +17,10 @@ from molam_upgrades.api.fields import (
     StrictIntegerField,
     VersionField,
 )
-from molam_upgrades.versions import COUNTRY_RE, TIER_RE
+from molam_upgrades.versions import COUNTRY_RE, TIER_RE, is_valid_version
 
 from ..choices import RolloutStatus, RolloutStrategy
+from ..cohort import as_number
 from ..models import Release, Rollout
 
 
@@ -139,23 +141,43 @@ class RolloutListQuerySerializer(serializers.Serializer):
     include_metrics = serializers.BooleanField(required=False, default=False)
 
 
-class ShouldUpgradeQuerySerializer(serializers.Serializer):
-    merchant_id = serializers.UUIDField()
-    current_version = VersionField(required=False)
-    country = serializers.CharField(required=False, max_length=2, min_length=2)
-    tier = serializers.CharField(required=False, max_length=32)
+def parse_decision_query(params) -> dict:
+    """Validate should-upgrade query parameters.
 
-    def validate_country(self, value: str) -> str:
-        value = value.upper()
-        if not COUNTRY_RE.match(value):
-            raise serializers.ValidationError("Use an ISO 3166 alpha-2 country code such as US or SN.")
-        return value
-
-    def validate_tier(self, value: str) -> str:
-        value = value.lower()
-        if not TIER_RE.match(value):
-            raise serializers.ValidationError("Tiers are lower-case words such as enterprise or pro.")
-        return value
+    Hand-written rather than a serializer: this is the hot path, and the same shared
+    validators (UUID, version, country, tier) apply.
+    """
+    errors: dict[str, list[str]] = {}
+    parsed: dict = {"current_version": None, "country": None, "tier": None}
+    raw_merchant = params.get("merchant_id")
+    if not raw_merchant:
+        errors["merchant_id"] = ["This parameter is required."]
+    else:
+        try:
+            parsed["merchant_id"] = uuid.UUID(raw_merchant)
+        except ValueError:
+            errors["merchant_id"] = ["Must be a valid UUID."]
+    current = params.get("current_version")
+    if current:
+        if is_valid_version(current):
+            parsed["current_version"] = current
+        else:
+            errors["current_version"] = ["Must be a dotted numeric version such as 4.0.0 or 1.8.0-rc.1."]
+    country = params.get("country")
+    if country:
+        if COUNTRY_RE.match(country.upper()):
+            parsed["country"] = country.upper()
+        else:
+            errors["country"] = ["Use an ISO 3166 alpha-2 country code such as US or SN."]
+    tier = params.get("tier")
+    if tier:
+        if TIER_RE.match(tier.lower()):
+            parsed["tier"] = tier.lower()
+        else:
+            errors["tier"] = ["Tiers are lower-case words such as enterprise or pro."]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return parsed
 
 
 class ReleaseCreateSerializer(serializers.Serializer):
@@ -177,18 +199,12 @@ class ReleaseCreateSerializer(serializers.Serializer):
         return value
 
 
-def _number(value: Decimal | None):
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def rollout_data(rollout: Rollout) -> dict:
     data = {
         "id": rollout.pk,
         "plugin_name": rollout.plugin_name,
         "version": rollout.version,
-        "rollout_percentage": _number(Decimal(rollout.rollout_percentage)),
+        "rollout_percentage": as_number(Decimal(rollout.rollout_percentage)),
         "rollout_strategy": rollout.rollout_strategy,
         "status": rollout.status,
         "target_countries": rollout.target_countries or [],

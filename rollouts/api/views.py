@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from molam_upgrades.api.base import MolamAPIView
 from molam_upgrades.choices import AUTO_CHECKERS, DECIDERS, OPERATORS, READERS, ROLLOUT_READERS
+from molam_upgrades.versions import PLUGIN_NAME_RE
 
 from .. import services
 from ..choices import OPEN_STATES
@@ -21,7 +22,7 @@ from .serializers import (
     RolloutCreateSerializer,
     RolloutListQuerySerializer,
     RolloutPatchSerializer,
-    ShouldUpgradeQuerySerializer,
+    parse_decision_query,
     release_data,
     rollout_data,
 )
@@ -131,21 +132,11 @@ class ShouldUpgradeView(MolamAPIView):
     roles = {"GET": DECIDERS}
 
     def get(self, request, plugin_name: str):
-        from molam_upgrades.versions import PLUGIN_NAME_RE
-
         if not PLUGIN_NAME_RE.match(plugin_name):
             raise Http404(f"Unknown plugin {plugin_name}.")
-        params = self.validated_query(ShouldUpgradeQuerySerializer)
+        params = parse_decision_query(request.query_params)
         self.check_merchant(params["merchant_id"])
-        return Response(
-            decide(
-                plugin_name=plugin_name,
-                merchant_id=params["merchant_id"],
-                current_version=params.get("current_version"),
-                country=params.get("country"),
-                tier=params.get("tier"),
-            )
-        )
+        return Response(decide(plugin_name=plugin_name, **params))
 
 
 def _rollout_id(key: str) -> int:
