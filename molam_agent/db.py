@@ -186,6 +186,9 @@ class Database:
             self.rollback()
             raise
 
+    def rename_table(self, old: str, new: str) -> None:
+        self.execute(f"ALTER TABLE {self.q(old)} RENAME TO {self.q(new)}")
+
     def drop_tables(self, names: Iterable[str]) -> None:
         for name in names:
             self.execute(f"DROP TABLE IF EXISTS {self.q(name)}")
@@ -377,6 +380,9 @@ class MySQLDatabase(Database):
     def copy_table(self, src: str, dst: str) -> None:
         self.execute(f"CREATE TABLE {self.q(dst)} LIKE {self.q(src)}")
         self.execute(f"INSERT INTO {self.q(dst)} SELECT * FROM {self.q(src)}")
+
+    def rename_table(self, old: str, new: str) -> None:
+        self.execute(f"RENAME TABLE {self.q(old)} TO {self.q(new)}")
 
     def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
         present = self.tables()

@@ -646,12 +646,16 @@ class Agent:
             self._store("generations.json", [gen])
             for old in retired:
                 self._delete_generation(old)
+        created_by = self._load("current.json", {}).get("created_by_version", {})
+        if j.get("created_tables"):
+            created_by[j["to_version"]] = j["created_tables"]
         self._store(
             "current.json",
             {
                 "version": j["to_version"],
                 "txid": tx,
                 "created_tables": j.get("created_tables", []),
+                "created_by_version": created_by,
                 "committed_at": _now(),
             },
         )
@@ -787,21 +791,42 @@ class Agent:
             db.restore_snapshot(todo)
         faults.point("restore:tables-renamed")
         present = db.tables()
+        for live, _snap, kept in d["pairs"]:
+            if kept in present and live in present:
+                db.after_restore(live, kept)
         ours = {n for p in d["pairs"] for n in p[1:]}
         if opts:
             ours |= {opts["backup"], opts["kept"]}
+        set_aside: list[str] = []
         if "drop" in d:
-            drop = [t for t in d["drop"] if t in present and t not in ours]
+            # A rollback long after the upgrade: tables the newer versions created may hold
+            # customer rows by now. Empty ones go, the others are kept and reported.
+            drop = []
+            for table in d["drop"]:
+                if table not in present or table in ours:
+                    continue
+                if db.row_count(table):
+                    name = f"{table[:40]}_kept_{j['txid'][:8]}"
+                    db.rename_table(table, name)
+                    set_aside.append(name)
+                else:
+                    drop.append(table)
         else:
+            # Within the maintenance window no order could be written: what the new version
+            # created goes with it.
             drop = sorted(present - set(d.get("preexisting", [])) - ours)
             drop = [t for t in drop if not t.startswith(SNAP_PREFIX) and "_kept_" not in t]
         db.drop_tables(drop)
         if opts:
             db.drop_tables([opts["backup"]])
         j["dropped_tables"] = drop
+        present = db.tables()
         kept = [p[2] for p in d["pairs"] if p[2] in present]
         if opts and opts["kept"] in present:
             kept.append(opts["kept"])
+        kept += [t for t in set_aside if t in present]
+        for name in (n for n in j.get("kept_tables", []) if n in present and n not in kept):
+            kept.append(name)  # set aside by an earlier attempt of this same rollback
         return True, kept
 
     def _finish_rollback(self, j: dict[str, Any]) -> dict[str, Any]:
@@ -912,9 +937,17 @@ class Agent:
     def _after_manual_rollback(self, j: dict[str, Any]) -> None:
         gens = self._load("generations.json", [])
         self._store("generations.json", [g for g in gens if g.get("txid") != j.get("generation")])
+        created_by = self._load("current.json", {}).get("created_by_version", {})
+        back_to = Version(j["to_version"])
         self._store(
             "current.json",
-            {"version": j["to_version"], "txid": j["txid"], "created_tables": [], "committed_at": _now()},
+            {
+                "version": j["to_version"],
+                "txid": j["txid"],
+                "created_tables": [],
+                "created_by_version": {v: t for v, t in created_by.items() if Version(v) <= back_to},
+                "committed_at": _now(),
+            },
         )
 
     # ---------------------------------------------------- manual / forced rollback --
@@ -1017,8 +1050,9 @@ class Agent:
         """Everything a rollback needs, made ready before the journal starts it."""
         cfg = self.cfg
         live = cfg.plugin_dir
-        current = self._load("current.json", {})
-        created = current.get("created_tables", []) if current.get("version") == from_v else []
+        # Tables created by the migrations of every version newer than the target.
+        created_by = self._load("current.json", {}).get("created_by_version", {})
+        created = sorted({t for v, ts in created_by.items() if Version(v) > Version(version) for t in ts})
         j: dict[str, Any] = {
             "txid": tx,
             "op": "rollback",

@@ -325,7 +325,12 @@ class Host:
             cfg["database"] = {
                 "url": self.db_url,
                 "tables": PLUGIN_TABLES,
-                "options": {"table": "wp_options", "where": "option_name LIKE 'molam\\_%'"},
+                # SQLite's LIKE has no default escape character: say which one.
+                "options": {
+                    "table": "wp_options",
+                    "where": "option_name LIKE 'molam\\_%'"
+                    + (" ESCAPE '\\'" if self.db_url.startswith("sqlite") else ""),
+                },
             }
         if self.public_key:
             cfg["release"] = {"public_key": self.public_key}

@@ -183,4 +183,3 @@ def test_maintenance_flag_expires_when_the_agent_dies(mysql_host, small_release)
     assert rc == -signal.SIGKILL
     assert is_active(host.plugin_dir)  # checkout paused right after the crash...
     assert not is_active(host.plugin_dir, now=time.time() + 61)  # ...and resumes by itself
-
