@@ -699,7 +699,7 @@ class Agent:
         """Put the target version back: files, then tables, then check it works."""
         self.journal.data = j
         j["attempt"] = int(j.get("attempt", 0)) + (1 if j.get("step") == "rollback_failed" else 0)
-        self.journal.step("rollback_started")
+        self.journal.step("rollback_started", best_effort=True)
         back_to = j["from_version"] if j["op"] == "upgrade" else j["to_version"]
         try:
             self.maint.enter(j["from_version"], j["to_version"])
@@ -707,14 +707,14 @@ class Agent:
             pass  # a full disk must not stop the rollback itself
         try:
             files_restored = self._restore_files(j)
-            self.journal.step("files_restored", files_restored=files_restored)
+            self.journal.step("files_restored", best_effort=True, files_restored=files_restored)
             db_restored, kept = self._restore_db(j)
-            self.journal.step("db_restored", db_restored=db_restored, kept_tables=kept)
+            self.journal.step("db_restored", best_effort=True, db_restored=db_restored, kept_tables=kept)
         except Exception as exc:  # noqa: BLE001 - report whatever broke the rollback
             log.critical("ROLLBACK FAILED: %s", exc)
             j["rollback_error"] = f"{exc.__class__.__name__}: {exc}"
             j["rollback_duration_ms"] = _ms(failure_at)
-            self.journal.step("rollback_failed")
+            self.journal.step("rollback_failed", best_effort=True)
             return self._finish_rollback(j)
         try:
             installed = read_installed_version(self.cfg.plugin_dir, self.cfg.version_from)
@@ -731,7 +731,7 @@ class Agent:
         except (AgentError, SmokeTestError) as exc:
             j["rollback_error"] = f"smoke test after rollback failed: {exc}"
         j["rollback_duration_ms"] = _ms(failure_at)
-        self.journal.step("rolled_back")
+        self.journal.step("rolled_back", best_effort=True)
         return self._finish_rollback(j)
 
     def _restore_files(self, j: dict[str, Any]) -> int:

@@ -8,6 +8,7 @@ may have happened and can finish the commit or undo everything else.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ ROLLBACK_STEPS = (
     "db_restored",
     "rolled_back",
 )
+log = logging.getLogger(__name__)
 LIVE_UNTOUCHED = {"prepared", "backed_up", "downloaded", "staged"}
 
 
@@ -59,13 +61,22 @@ class Journal:
         self.data = dict(data)
         self.step(step)
 
-    def step(self, name: str, **updates: Any) -> None:
-        """Record that ``name`` is about to happen (or just did), durably, then continue."""
+    def step(self, name: str, best_effort: bool = False, **updates: Any) -> None:
+        """Record that ``name`` is about to happen (or just did), durably, then continue.
+
+        ``best_effort`` is for rollback steps: a full disk must not stop a rollback, whose
+        every operation re-checks the real state anyway, so a failed write is only logged.
+        """
         self.data.update(updates)
         self.data["step"] = name
         self.data.setdefault("steps", []).append([name, round(time.time(), 3)])
         self.data["updated_at"] = time.time()
-        atomic_write_json(self.path, self.data)
+        try:
+            atomic_write_json(self.path, self.data)
+        except OSError as exc:
+            if not best_effort:
+                raise
+            log.error("journal not updated (%s); continuing the rollback", exc)
         faults.point(name)
 
     def save(self, **updates: Any) -> None:
