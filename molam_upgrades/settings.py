@@ -90,6 +90,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Covering indexes (INCLUDE) are a PostgreSQL optimisation; SQLite just builds the plain index.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -205,13 +207,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "rollouts.tasks.auto_check",
         "schedule": timedelta(minutes=5),
     },
-    "send-pending-alerts": {
-        "task": "molam_upgrades.tasks.send_pending_alerts",
+    # Housekeeping (docs/monitoring.md): each job is idempotent and safe to overlap.
+    "retry-unsent-alerts": {
+        "task": "molam_upgrades.tasks.retry_unsent_alerts",
         "schedule": timedelta(minutes=1),
     },
     "expire-backups": {
         "task": "backups.tasks.expire_backups",
         "schedule": crontab(minute=17, hour=3),
+    },
+    "purge-idempotency-records": {
+        "task": "molam_upgrades.tasks.purge_idempotency_records",
+        "schedule": crontab(minute=37, hour=3),
     },
 }
 
@@ -247,6 +254,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# Keep this configuration in the Celery worker too: by default Celery replaces the root
+# handlers with its own text format, and worker lines (alerts, Sira) would lose the JSON.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # WhiteNoise serves collected static files in production; in development it falls back to
 # the app finders, and an empty STATIC_ROOT only means "nothing collected yet".

@@ -32,7 +32,12 @@ class UpgradeLog(models.Model):
         ordering = ["-created_at"]
         indexes = [
             # Error rate of a rollout: reports for (plugin, version) since it was created.
-            models.Index(fields=["plugin_name", "to_version", "created_at"], name="upgrade_rollout_idx"),
+            # Covering (status, merchant_id included) so error rates are index-only scans on PostgreSQL.
+            models.Index(
+                fields=["plugin_name", "to_version", "created_at"],
+                include=["status", "merchant_id"],
+                name="upgrade_rollout_idx",
+            ),
             # "the merchant's latest upgrade log for that plugin"
             models.Index(fields=["merchant_id", "plugin_name", "-created_at"], name="upgrade_merchant_idx"),
         ]

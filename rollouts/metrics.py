@@ -30,12 +30,19 @@ def _count(queryset, expression) -> Coalesce:
     )
 
 
-def with_metrics(queryset: QuerySet) -> QuerySet:
-    """Annotate rollouts with report counts in one SQL statement (no rows loaded in Python)."""
+def with_error_counts(queryset: QuerySet) -> QuerySet:
+    """Annotate rollouts with ``reports_total`` and ``reports_failed`` (what the error rate needs)."""
     reports = _reports_for()
     return queryset.annotate(
         reports_total=_count(reports, Count("id")),
         reports_failed=_count(reports, Count("id", filter=Q(status__in=ERROR_STATUSES))),
+    )
+
+
+def with_metrics(queryset: QuerySet) -> QuerySet:
+    """Error counts plus ``merchants_upgraded``, in one SQL statement (no rows loaded in Python)."""
+    reports = _reports_for()
+    return with_error_counts(queryset).annotate(
         merchants_upgraded=_count(
             reports.filter(status=UpgradeStatus.SUCCESS), Count("merchant_id", distinct=True)
         ),

@@ -24,7 +24,7 @@ from rollbacks.models import RollbackHistory
 
 from . import cohort
 from .choices import TRANSITIONS, RolloutStatus
-from .metrics import error_rate, with_metrics
+from .metrics import error_rate, with_error_counts
 from .models import AutoCheckRun, Release, Rollout
 
 logger = logging.getLogger("molam.rollouts")
@@ -248,7 +248,7 @@ def auto_pause_failing_rollouts(*, source: str, actor: str = SIRA_ACTOR) -> list
     """
     run = AutoCheckRun.objects.create(source=source, actor=actor)
     candidates = list(
-        with_metrics(Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True)).values(
+        with_error_counts(Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True)).values(
             "pk", "reports_total", "reports_failed", "min_sample_size", "error_threshold"
         )
     )
