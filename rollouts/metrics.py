@@ -31,11 +31,14 @@ def _count(queryset, expression) -> Coalesce:
 
 
 def with_error_counts(queryset: QuerySet) -> QuerySet:
-    """Annotate rollouts with ``reports_total`` and ``reports_failed`` (what the error rate needs)."""
+    """Annotate rollouts with ``reports_total`` and ``reports_failed`` (what the error rate needs).
+
+    Counts only columns of the covering index, so PostgreSQL answers with index-only scans.
+    """
     reports = _reports_for()
     return queryset.annotate(
-        reports_total=_count(reports, Count("id")),
-        reports_failed=_count(reports, Count("id", filter=Q(status__in=ERROR_STATUSES))),
+        reports_total=_count(reports, Count("*")),
+        reports_failed=_count(reports, Count("status", filter=Q(status__in=ERROR_STATUSES))),
     )
 
 
