@@ -6,21 +6,39 @@ from .services import MAX_ALERT_ATTEMPTS, AlertDeliveryError, deliver_alert
 
 
 @shared_task(bind=True, max_retries=MAX_ALERT_ATTEMPTS - 1, acks_late=True)
-def send_alert(self, alert_id: int) -> str:
-    """Deliver a stored alert; retries with exponential backoff (2, 4, 8 … s)."""
-    final = self.request.retries >= self.max_retries
+def send_alert(
+    self, alert_id: int, expected_attempts: int | None = None, single_attempt: bool = False
+) -> str:
+    """Deliver a stored alert; retries with exponential backoff (2, 4, 8 … s).
+
+    ``expected_attempts`` (from the sweeper) only guards the first run: Celery replays the same
+    arguments on retry, and by then the attempt counter has legitimately moved on.
+    """
+    final = single_attempt or self.request.retries >= self.max_retries
+    expected = expected_attempts if self.request.retries == 0 else None
     try:
-        return deliver_alert(alert_id, final_attempt=final)
+        return deliver_alert(alert_id, final_attempt=final, expected_attempts=expected)
     except AlertDeliveryError as exc:
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
 
 
 @shared_task
-def send_pending_alerts() -> int:
-    """Queue delivery of alerts nobody is sending (e.g. raised by SQL auto_pause_failing_rollouts())."""
-    from .services import pending_alert_ids
+def retry_unsent_alerts() -> int:
+    """Every minute: deliver alerts nobody is sending (never attempted, lost retries, failed < 1 day)."""
+    from .housekeeping import retry_unsent_alerts as sweep
 
-    ids = pending_alert_ids()
-    for alert_id in ids:
-        send_alert.delay(alert_id)
-    return len(ids)
+    return sweep()
+
+
+@shared_task
+def send_pending_alerts() -> int:
+    """Former name of ``retry_unsent_alerts``, kept so messages already queued still run."""
+    return retry_unsent_alerts()
+
+
+@shared_task
+def purge_idempotency_records() -> int:
+    """Daily: drop Idempotency-Key records older than 7 days."""
+    from .housekeeping import purge_idempotency_records as purge
+
+    return purge()
