@@ -1,8 +1,23 @@
+"""Login, logout and the ops dashboards (server-rendered pages under /ops/)."""
+
 from __future__ import annotations
 
-from django.urls import path
-from django.views.generic import RedirectView
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
-urlpatterns: list = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+from .web import HomeView
+
+urlpatterns = [
+    path("", HomeView.as_view(), name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="registration/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    # Django's LogoutView only accepts POST, so a link or a prefetch cannot sign anyone out.
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("ops/", include("rollbacks.urls")),
+    path("ops/", include("rollouts.urls")),
 ]

@@ -1,0 +1,225 @@
+"""The rollout-control page: start rollouts, watch them, step them up, pause, resume, complete.
+
+Every action is a POST that calls the same ``rollouts.services`` function as the API, with the
+logged-in person as the audit actor, then redirects back to the page (post/redirect/get) with a
+message. A move the rollout's state does not allow (a 409 in the API) becomes an error message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.exceptions import APIException
+
+from molam_upgrades.models import Alert
+from molam_upgrades.web import OpsPageMixin
+
+from . import services
+from .choices import OPEN_STATES, TERMINAL_STATES
+from .forms import PauseForm, PercentageForm, RolloutCreateForm
+from .metrics import error_rate, with_metrics
+from .models import AutoCheckRun, Release, Rollout
+
+# Beat runs the Sira check every 5 minutes; three missed runs means the scheduler is down.
+SIRA_STALE_AFTER = timedelta(minutes=15)
+HUNDRED = Decimal("100")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One percentage button: its label, the percentage it sets, and whether it asks first."""
+
+    label: str
+    percentage: Decimal
+    confirm: bool = False
+
+
+@dataclass
+class RolloutCard:
+    """An open rollout with what the page shows about it, computed once in Python."""
+
+    rollout: Rollout
+    error_rate: Decimal
+    steps: list[Step]
+
+    @property
+    def percentage_display(self) -> str:
+        """25.00 → "25", 12.50 → "12.5"."""
+        return f"{self.rollout.rollout_percentage.normalize():f}"
+
+    @property
+    def error_rate_pct(self) -> Decimal:
+        return self.error_rate * 100
+
+    @property
+    def threshold_pct(self) -> Decimal:
+        return self.rollout.error_threshold * 100
+
+    @property
+    def above_threshold(self) -> bool:
+        return self.error_rate > self.rollout.error_threshold
+
+    @property
+    def sample_pending(self) -> bool:
+        """Sira judges a rollout only once it has ``min_sample_size`` reports."""
+        return self.rollout.reports_total < self.rollout.min_sample_size
+
+    @property
+    def targets(self) -> str:
+        rollout = self.rollout
+        if rollout.target_countries:
+            return ", ".join(rollout.target_countries)
+        if rollout.target_tiers:
+            return ", ".join(rollout.target_tiers)
+        return "All merchants"
+
+
+def steps_for(percentage: Decimal) -> list[Step]:
+    """+10 %, +25 % (capped at 100) and 100 %; a step that would change nothing is left out."""
+    steps = []
+    for increment in (Decimal("10"), Decimal("25")):
+        target = min(HUNDRED, percentage + increment)
+        if target != percentage:
+            steps.append(Step(f"+{increment} %", target))
+    if percentage < HUNDRED:
+        steps.append(Step("100 %", HUNDRED, confirm=True))
+    return steps
+
+
+def sira_status(now=None) -> dict[str, Any]:
+    """When the Sira check last ran, and whether that is too long ago."""
+    now = now or timezone.now()
+    last = AutoCheckRun.objects.order_by("-started_at").only("started_at", "source", "paused_count").first()
+    return {
+        "last_run": last,
+        "stale": last is None or now - last.started_at > SIRA_STALE_AFTER,
+        "minutes_ago": int((now - last.started_at).total_seconds() // 60) if last else None,
+    }
+
+
+class RolloutControlView(OpsPageMixin):
+    """``/ops/rollout-control``: GET shows the page, POST starts a rollout."""
+
+    template_name = "rollouts/rollout_control.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.render_page(RolloutCreateForm() if self.can_operate else None)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = RolloutCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                rollout = services.create_rollout(actor=self.actor, **form.to_model_fields())
+            except APIException as exc:
+                form.add_error(None, str(exc.detail))
+            else:
+                messages.success(
+                    request,
+                    f"Started the {rollout.plugin_name} {rollout.version} rollout at "
+                    f"{rollout.rollout_percentage.normalize():f} %.",
+                )
+                return redirect(f"{reverse('rollout-control')}#rollout-{rollout.pk}")
+        # Errors are shown next to their inputs; 200 keeps the page's normal look.
+        return self.render_page(form)
+
+    def render_page(self, form: RolloutCreateForm | None) -> HttpResponse:
+        open_rollouts = list(
+            with_metrics(Rollout.objects.filter(status__in=OPEN_STATES)).order_by(
+                "plugin_name", "-created_at"
+            )
+        )
+        cards = [
+            RolloutCard(
+                rollout=r,
+                error_rate=error_rate(r.reports_total, r.reports_failed),
+                steps=steps_for(r.rollout_percentage),
+            )
+            for r in open_rollouts
+        ]
+        finished = list(
+            Rollout.objects.filter(status__in=TERMINAL_STATES).order_by("-completed_at", "-created_at")[:10]
+        )
+        releases = list(Release.objects.order_by("-created_at").values_list("plugin_name", "version")[:200])
+        known_plugins = sorted(
+            {name for name, _ in releases}
+            | {r.plugin_name for r in open_rollouts}
+            | {r.plugin_name for r in finished}
+        )
+        context = self.page_context(
+            cards=cards,
+            finished=finished,
+            alerts=list(Alert.objects.order_by("-created_at")[:8]),
+            sira=sira_status(),
+            form=form,
+            known_plugins=known_plugins,
+            known_releases=releases,
+            nav="rollouts",
+        )
+        return render(self.request, self.template_name, context)
+
+
+class RolloutActionView(OpsPageMixin):
+    """POST ``/ops/rollouts/<id>/<action>``: percentage, pause, resume or complete.
+
+    ``OpsPageMixin`` has already refused anyone who is not an operator (403).
+    """
+
+    http_method_names = ["post"]
+    action: str = ""
+
+    def post(self, request: HttpRequest, rollout_id: int) -> HttpResponse:
+        rollout = Rollout.objects.filter(pk=rollout_id).only("pk", "plugin_name", "version").first()
+        if rollout is None:
+            raise Http404("No such rollout.")
+        label = f"{rollout.plugin_name} {rollout.version}"
+        try:
+            message = getattr(self, f"do_{self.action}")(rollout, label)
+        except APIException as exc:  # the API's 409: a move the rollout's state forbids
+            messages.error(request, f"{label}: {exc.detail}")
+        except _Refused as exc:
+            messages.error(request, f"{label}: {exc}")
+        else:
+            if message:
+                messages.success(request, message)
+        return redirect(f"{reverse('rollout-control')}#rollout-{rollout.pk}")
+
+    def do_percentage(self, rollout: Rollout, label: str) -> str:
+        form = PercentageForm(self.request.POST)
+        if not form.is_valid():
+            raise _Refused(" ".join(e for errors in form.errors.values() for e in errors))
+        current = Rollout.objects.values_list("rollout_percentage", flat=True).get(pk=rollout.pk)
+        expected = form.expected_value
+        if expected is not None and expected != current:
+            raise _Refused(
+                f"the percentage changed to {current.normalize():f} % since this page was loaded; "
+                "nothing was changed, check it and try again."
+            )
+        updated = services.change_rollout(rollout.pk, actor=self.actor, percentage=form.percentage_value)
+        return f"{label} now reaches {updated.rollout_percentage.normalize():f} % of merchants."
+
+    def do_pause(self, rollout: Rollout, label: str) -> str:
+        form = PauseForm(self.request.POST)
+        if not form.is_valid():
+            raise _Refused(" ".join(e for errors in form.errors.values() for e in errors))
+        services.pause_rollout(rollout.pk, actor=self.actor, reason=form.reason_value)
+        return f"Paused {label}: no new merchant is offered it until it is resumed."
+
+    def do_resume(self, rollout: Rollout, label: str) -> str:
+        services.resume_rollout(rollout.pk, actor=self.actor)
+        return f"Resumed {label}."
+
+    def do_complete(self, rollout: Rollout, label: str) -> str:
+        services.complete_rollout(rollout.pk, actor=self.actor)
+        return f"Completed {label}."
+
+
+class _Refused(Exception):
+    """An action refused by the page's own input checks (shown as a message)."""
