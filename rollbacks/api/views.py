@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from molam_upgrades.api.base import MolamAPIView
+from molam_upgrades.api.schema import IDEMPOTENCY, OBJECT, PAGE, errors, query
 from molam_upgrades.choices import OPERATORS, READERS, REPORTERS
 
 from .. import services
@@ -29,6 +31,11 @@ class UpgradeReportView(MolamAPIView):
 
     roles = {"POST": REPORTERS}
 
+    @extend_schema(
+        request=UpgradeReportSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+    )
     def post(self, request):
         def create():
             data = self.validated(UpgradeReportSerializer, request.data)
@@ -46,6 +53,11 @@ class RollbackEventView(MolamAPIView):
 
     roles = {"POST": REPORTERS}
 
+    @extend_schema(
+        request=RollbackEventSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={200: OBJECT, **errors(400, 401, 403, 409)},
+    )
     def post(self, request):
         def create():
             data = self.validated(RollbackEventSerializer, request.data)
@@ -61,6 +73,11 @@ class RollbackInitiateView(MolamAPIView):
 
     roles = {"POST": REPORTERS}
 
+    @extend_schema(
+        request=RollbackInitiateSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+    )
     def post(self, request):
         def create():
             data = self.validated(RollbackInitiateSerializer, request.data)
@@ -85,6 +102,11 @@ class RollbackCompleteView(MolamAPIView):
 
     roles = {"POST": REPORTERS}
 
+    @extend_schema(
+        request=RollbackCompleteSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={200: OBJECT, **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request, rollback_id):
         def complete():
             rollback = get_object_or_404(RollbackHistory, pk=rollback_id)
@@ -101,6 +123,10 @@ class RollbackPendingView(MolamAPIView):
 
     roles = {"GET": REPORTERS}
 
+    @extend_schema(
+        parameters=[query("merchant_id"), query("plugin_name")],
+        responses={200: OBJECT, **errors(400, 401, 403)},
+    )
     def get(self, request):
         params = self.validated_query(PendingQuerySerializer)
         merchant_id = self.merchant_scope(params.get("merchant_id"))
@@ -119,6 +145,16 @@ class RollbackHistoryView(MolamAPIView):
 
     roles = {"GET": READERS}
 
+    @extend_schema(
+        parameters=[
+            query("merchant_id"),
+            query("plugin_name"),
+            query("success", bool),
+            query("trigger", enum=["automatic", "manual", "operator_forced"]),
+            *PAGE,
+        ],
+        responses={200: OBJECT, **errors(400, 401, 403)},
+    )
     def get(self, request):
         queryset = self.filtered(RollbackHistoryFilterSet, RollbackHistory.objects.order_by("-created_at"))
         rows, total = self.page(queryset)
@@ -130,6 +166,7 @@ class RollbackStatsView(MolamAPIView):
 
     roles = {"GET": READERS}
 
+    @extend_schema(responses={200: OBJECT, **errors(401, 403)})
     def get(self, request):
         stats = services.rollback_stats()
         stats["kpis"] = services.kpis(stats)

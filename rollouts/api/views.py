@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from molam_upgrades.api.base import MolamAPIView
+from molam_upgrades.api.schema import IDEMPOTENCY, OBJECT, PAGE, errors, query
 from molam_upgrades.choices import AUTO_CHECKERS, DECIDERS, OPERATORS, READERS, ROLLOUT_READERS
 from molam_upgrades.versions import PLUGIN_NAME_RE
 
@@ -33,11 +35,21 @@ class ReleaseCollectionView(MolamAPIView):
 
     roles = {"GET": READERS, "POST": OPERATORS}
 
+    @extend_schema(
+        operation_id="plugins_releases_list",
+        parameters=[query("plugin_name"), query("version"), *PAGE],
+        responses={200: OBJECT, **errors(400, 401, 403)},
+    )
     def get(self, request):
         queryset = self.filtered(ReleaseFilterSet, Release.objects.order_by("plugin_name", "-created_at"))
         rows, total = self.page(queryset)
         return Response({"releases": [release_data(r) for r in rows], "total": total})
 
+    @extend_schema(
+        request=ReleaseCreateSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+    )
     def post(self, request):
         def create():
             data = self.validated(ReleaseCreateSerializer, request.data)
@@ -52,6 +64,16 @@ class RolloutCollectionView(MolamAPIView):
 
     roles = {"GET": ROLLOUT_READERS, "POST": OPERATORS}
 
+    @extend_schema(
+        operation_id="plugins_rollouts_list",
+        parameters=[
+            query("status", enum=["active", "paused", "completed", "rolled_back"]),
+            query("plugin_name"),
+            query("include_metrics", bool),
+            *PAGE,
+        ],
+        responses={200: OBJECT, **errors(400, 401, 403)},
+    )
     def get(self, request):
         params = self.validated_query(RolloutListQuerySerializer)
         queryset = self.filtered(RolloutFilterSet, Rollout.objects.order_by("-created_at"))
@@ -60,6 +82,11 @@ class RolloutCollectionView(MolamAPIView):
         rows, total = self.page(queryset)
         return Response({"rollouts": [rollout_data(r) for r in rows], "total": total})
 
+    @extend_schema(
+        request=RolloutCreateSerializer,
+        parameters=[IDEMPOTENCY],
+        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+    )
     def post(self, request):
         def create():
             serializer = self.bound(RolloutCreateSerializer, request.data)
@@ -74,12 +101,22 @@ class RolloutItemView(MolamAPIView):
 
     roles = {"GET": ROLLOUT_READERS, "PATCH": OPERATORS}
 
+    @extend_schema(
+        operation_id="plugins_rollout_for_plugin",
+        parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, description="plugin name")],
+        responses={200: OBJECT, **errors(401, 403, 404)},
+    )
     def get(self, request, key: str):
         rollout = with_metrics(Rollout.objects.filter(plugin_name=key, status__in=OPEN_STATES)).first()
         if rollout is None:
             raise Http404(f"No active or paused rollout for {key}.")
         return Response({"rollout": rollout_data(rollout)})
 
+    @extend_schema(
+        parameters=[OpenApiParameter("key", int, OpenApiParameter.PATH, description="rollout id")],
+        request=RolloutPatchSerializer,
+        responses={200: OBJECT, **errors(400, 401, 403, 404, 409)},
+    )
     def patch(self, request, key: str):
         rollout_id = _rollout_id(key)
         data = self.validated(RolloutPatchSerializer, request.data)
@@ -96,6 +133,7 @@ class RolloutItemView(MolamAPIView):
 class RolloutPauseView(MolamAPIView):
     roles = {"POST": OPERATORS}
 
+    @extend_schema(request=PauseSerializer, responses={200: OBJECT, **errors(400, 401, 403, 404, 409)})
     def post(self, request, rollout_id: int):
         _rollout_id(str(rollout_id))
         data = self.validated(PauseSerializer, request.data if request.data else {})
@@ -108,6 +146,7 @@ class RolloutPauseView(MolamAPIView):
 class RolloutResumeView(MolamAPIView):
     roles = {"POST": OPERATORS}
 
+    @extend_schema(request=None, responses={200: OBJECT, **errors(401, 403, 404, 409)})
     def post(self, request, rollout_id: int):
         _rollout_id(str(rollout_id))
         rollout = services.resume_rollout(rollout_id, actor=self.principal.actor)
@@ -119,6 +158,7 @@ class AutoCheckView(MolamAPIView):
 
     roles = {"POST": AUTO_CHECKERS}
 
+    @extend_schema(request=None, responses={200: OBJECT, **errors(401, 403)})
     def post(self, request):
         paused = services.auto_pause_failing_rollouts(source="http", actor=self.principal.actor)
         return Response(
@@ -131,6 +171,18 @@ class ShouldUpgradeView(MolamAPIView):
 
     roles = {"GET": DECIDERS}
 
+    @extend_schema(
+        parameters=[
+            query("merchant_id", required=True),
+            query(
+                "current_version",
+                description="installed version; no upgrade when already on the rollout's version or newer",
+            ),
+            query("country", description="ISO 3166 alpha-2, for geo rollouts"),
+            query("tier", description="merchant tier, for merchant_tier rollouts"),
+        ],
+        responses={200: OBJECT, **errors(400, 401, 403, 404)},
+    )
     def get(self, request, plugin_name: str):
         if not PLUGIN_NAME_RE.match(plugin_name):
             raise Http404(f"Unknown plugin {plugin_name}.")
