@@ -183,18 +183,34 @@ def change_rollout(
             )
         rollout.save()
         _after_commit_invalidate(rollout.plugin_name)
-    logger.info(
-        "rollout %s changed: %s%% %s",
-        rollout.pk,
-        rollout.rollout_percentage,
-        rollout.status,
-        extra={
-            "event": f"rollout_{rollout.status}" if status else "rollout_percentage_changed",
-            "rollout_id": rollout.pk,
-            "actor": actor,
-        },
-    )
+    # One line per state change, with an ``event`` a log search can find.
+    if rollout.rollout_percentage != Decimal(before["rollout_percentage"]):
+        logger.info(
+            "rollout %s percentage changed: %s%% -> %s%%",
+            rollout.pk,
+            before["rollout_percentage"],
+            rollout.rollout_percentage,
+            extra={"event": "rollout_percentage_changed", "rollout_id": rollout.pk, "actor": actor},
+        )
+    if status is not None:
+        logger.info(
+            "rollout %s %s: %s %s at %s%%",
+            rollout.pk,
+            _EVENTS[status].removeprefix("rollout_").replace("_", " "),
+            rollout.plugin_name,
+            rollout.version,
+            rollout.rollout_percentage,
+            extra={"event": _EVENTS[status], "rollout_id": rollout.pk, "actor": actor},
+        )
     return rollout
+
+
+_EVENTS = {
+    RolloutStatus.PAUSED: "rollout_paused",
+    RolloutStatus.ACTIVE: "rollout_resumed",
+    RolloutStatus.COMPLETED: "rollout_completed",
+    RolloutStatus.ROLLED_BACK: "rollout_rolled_back",
+}
 
 
 def pause_rollout(rollout_id: int, *, actor: str, reason: str | None = None) -> Rollout:
