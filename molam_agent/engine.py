@@ -730,6 +730,7 @@ class Agent:
             j["rollback_error"] = None
         except (AgentError, SmokeTestError) as exc:
             j["rollback_error"] = f"smoke test after rollback failed: {exc}"
+        j["rollback_seconds"] = time.monotonic() - failure_at
         j["rollback_duration_ms"] = _ms(failure_at)
         self.journal.step("rolled_back", best_effort=True)
         return self._finish_rollback(j)
@@ -927,6 +928,7 @@ class Agent:
             files_restored=int(j.get("files_restored") or 0),
             db_restored=bool(j.get("db_restored")),
             rollback_duration_ms=j.get("rollback_duration_ms"),
+            rollback_seconds=j.get("rollback_seconds"),
             kept_tables=kept_info,
             dropped_tables=j.get("dropped_tables", []),
             trigger=j.get("trigger"),
