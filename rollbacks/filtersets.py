@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from molam_upgrades.filters import StrictBooleanFilter
+
 from .choices import RollbackTrigger
 from .models import RollbackHistory
 
@@ -11,9 +13,9 @@ from .models import RollbackHistory
 class RollbackHistoryFilterSet(django_filters.FilterSet):
     merchant_id = django_filters.UUIDFilter()
     plugin_name = django_filters.CharFilter()
-    success = django_filters.BooleanFilter()
+    success = StrictBooleanFilter()
     trigger = django_filters.ChoiceFilter(field_name="rollback_trigger", choices=RollbackTrigger.choices)
-    sira_triggered = django_filters.BooleanFilter()
+    sira_triggered = StrictBooleanFilter()
 
     class Meta:
         model = RollbackHistory

@@ -4,7 +4,7 @@ import re
 
 from rest_framework import serializers
 
-from molam_upgrades.api.fields import PluginNameField, StrictIntegerField, VersionField
+from molam_upgrades.api.fields import PluginNameField, StrictIntegerField, StrictUUIDField, VersionField
 
 from ..choices import BackupStatus
 from ..models import PluginBackup
@@ -32,7 +32,7 @@ class TextField(serializers.CharField):
 
 
 class BackupCreateSerializer(serializers.Serializer):
-    merchant_id = serializers.UUIDField()
+    merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     version = VersionField()
     backup_path = TextField(max_length=4096)

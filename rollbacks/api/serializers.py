@@ -9,6 +9,7 @@ from molam_upgrades.api.fields import (
     ReasonField,
     StrictBooleanField,
     StrictIntegerField,
+    StrictUUIDField,
     VersionField,
 )
 
@@ -19,7 +20,7 @@ MAX_DURATION_MS = 24 * 3600 * 1000
 
 
 class UpgradeReportSerializer(serializers.Serializer):
-    merchant_id = serializers.UUIDField()
+    merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     from_version = VersionField()
     to_version = VersionField()
@@ -29,7 +30,7 @@ class UpgradeReportSerializer(serializers.Serializer):
 
 
 class RollbackEventSerializer(serializers.Serializer):
-    merchant_id = serializers.UUIDField()
+    merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     rollback_version = VersionField()
     status = serializers.ChoiceField(choices=RollbackEventStatus.choices)
@@ -39,7 +40,7 @@ class RollbackEventSerializer(serializers.Serializer):
 
 
 class RollbackInitiateSerializer(serializers.Serializer):
-    merchant_id = serializers.UUIDField()
+    merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     from_version = VersionField()
     to_version = VersionField()
@@ -56,7 +57,7 @@ class RollbackCompleteSerializer(serializers.Serializer):
 
 
 class PendingQuerySerializer(serializers.Serializer):
-    merchant_id = serializers.UUIDField(required=False)
+    merchant_id = StrictUUIDField(required=False)
     plugin_name = PluginNameField(required=False)
 
 

@@ -138,7 +138,12 @@ class PauseSerializer(serializers.Serializer):
 
 
 class RolloutListQuerySerializer(serializers.Serializer):
-    include_metrics = serializers.BooleanField(required=False, default=False)
+    include_metrics = serializers.ChoiceField(
+        choices=["true", "false", "1", "0"], required=False, default="false"
+    )
+
+    def validate_include_metrics(self, value: str) -> bool:
+        return value in ("true", "1")
 
 
 def parse_decision_query(params) -> dict:

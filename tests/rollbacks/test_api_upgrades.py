@@ -73,6 +73,7 @@ def test_plugin_cannot_report_for_another_merchant(cast):
     ("field", "value"),
     [
         ("merchant_id", "not-a-uuid"),
+        ("merchant_id", 42),
         ("plugin_name", "WooCommerce"),
         ("plugin_name", "../etc"),
         ("from_version", "latest"),

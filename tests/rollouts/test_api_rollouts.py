@@ -221,6 +221,7 @@ def test_list_rollouts_with_filters_and_metrics(cast, django_assert_max_num_quer
     assert all("error_rate" in r and "merchants_upgraded" in r for r in body["rollouts"])
     assert "error_rate" not in cast.viewer.get("rollouts").json()["rollouts"][0]
     assert_error(cast.viewer.get("rollouts", {"status": "sleeping"}), 400)
+    assert_error(cast.viewer.get("rollouts", {"include_metrics": "perhaps"}), 400)
 
 
 ROLE_CASES = [
