@@ -66,20 +66,33 @@ class RolloutCreateForm(SerializerForm):
 
     serializer_class = RolloutCreateSerializer
 
+    # Every input is optional here: whether a value is required is the serializer's rule.
     plugin_name = forms.CharField(
         label="Plugin",
+        required=False,
         help_text="Lower-case name, e.g. woocommerce.",
-        widget=forms.TextInput(attrs={"list": "known-plugins", "autocomplete": "off", "spellcheck": "false"}),
+        widget=forms.TextInput(
+            attrs={
+                "list": "known-plugins",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "aria-required": "true",
+            }
+        ),
     )
     version = forms.CharField(
         label="Version",
+        required=False,
         help_text="The release to roll out, e.g. 4.0.0.",
         widget=forms.TextInput(
             attrs={"list": "known-versions", "autocomplete": "off", "spellcheck": "false"}
         ),
     )
-    strategy = forms.ChoiceField(
-        label="Strategy", choices=RolloutStrategy.choices, initial=RolloutStrategy.RANDOM
+    strategy = forms.CharField(
+        label="Strategy",
+        required=False,
+        initial=RolloutStrategy.RANDOM,
+        widget=forms.Select(choices=RolloutStrategy.choices),
     )
     target_countries = forms.CharField(
         label="Target countries",
@@ -95,9 +108,12 @@ class RolloutCreateForm(SerializerForm):
     )
     percentage = forms.CharField(
         label="Percentage of merchants",
+        required=False,
         initial="5",
         help_text="Start small: a 5 % canary is typical.",
-        widget=forms.NumberInput(attrs={"min": "0", "max": "100", "step": "any", "inputmode": "decimal"}),
+        widget=forms.NumberInput(
+            attrs={"min": "0", "max": "100", "step": "any", "inputmode": "decimal", "aria-required": "true"}
+        ),
     )
     error_threshold = forms.CharField(
         label="Error threshold",
@@ -149,7 +165,7 @@ class PercentageForm(SerializerForm):
 
     serializer_class = RolloutPatchSerializer
 
-    percentage = forms.CharField()
+    percentage = forms.CharField(required=False)
     expected = forms.CharField(required=False)
 
     def to_payload(self, cleaned: dict[str, Any]) -> dict[str, Any]:

@@ -86,11 +86,11 @@ def steps_for(percentage: Decimal) -> list[Step]:
     """+10 %, +25 % (capped at 100) and 100 %; a step that would change nothing is left out."""
     steps = []
     for increment in (Decimal("10"), Decimal("25")):
-        target = min(HUNDRED, percentage + increment)
+        target = min(HUNDRED, percentage + increment).quantize(Decimal("0.01"))
         if target != percentage:
             steps.append(Step(f"+{increment} %", target))
     if percentage < HUNDRED:
-        steps.append(Step("100 %", HUNDRED, confirm=True))
+        steps.append(Step("100 %", HUNDRED.quantize(Decimal("0.01")), confirm=True))
     return steps
 
 
