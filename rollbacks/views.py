@@ -85,31 +85,31 @@ def kpi_rows(kpi: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         {
             "label": "Rollback success rate",
             "value": pct(rate["value"]),
-            "target": f"{comparison[rate['comparison']]} {rate['target']:g} %",
+            "target": f"target {comparison[rate['comparison']]} {rate['target']:g} %",
             "ok": rate["ok"],
         },
         {
             "label": "Average rollback duration",
             "value": format_duration(dur["value"]),
-            "target": f"{comparison[dur['comparison']]} {dur['target'] / 1000:g} s",
+            "target": f"target {comparison[dur['comparison']]} {dur['target'] / 1000:g} s",
             "ok": dur["ok"],
         },
         {
             "label": "Failed rollbacks, 7 days",
             "value": str(failed["value"]),
-            "target": f"{comparison[failed['comparison']]} {failed['target']}",
+            "target": f"target {comparison[failed['comparison']]} {failed['target']}",
             "ok": failed["ok"],
         },
         {
             "label": "Rollout velocity (to 100 %)",
             "value": days(velocity["value"]),
-            "target": f"{comparison[velocity['comparison']]} {velocity['target']:g} days",
+            "target": f"target {comparison[velocity['comparison']]} {velocity['target']:g} days",
             "ok": velocity["ok"],
         },
         {
             "label": "Rollbacks per day, 14 days",
             "value": f"{per_day['value']:g}",
-            "target": "watch the trend",
+            "target": "no target: watch the trend",
             "ok": None,
         },
     ]
@@ -135,7 +135,8 @@ def chart(series: list[dict[str, Any]]) -> dict[str, Any]:
             {
                 "date": date,
                 "label": f"{when:%b} {when.day}",
-                "show_label": i % 2 == len(series) % 2 or i == len(series) - 1,
+                # Every other day, counting back from today so today is always labelled.
+                "show_label": (len(series) - 1 - i) % 2 == 0,
                 "x": round(x, 1),
                 "w": round(bar_w, 1),
                 "cx": round(x + bar_w / 2, 1),

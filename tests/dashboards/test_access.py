@@ -109,7 +109,9 @@ def test_a_superuser_counts_as_pay_admin_and_gets_the_controls(admin, db):
 def test_actions_without_a_csrf_token_are_refused(ops, db):
     rollout = make_rollout()
     for url in action_urls(rollout.pk):
-        response = ops.post(url, {"percentage": "15", "plugin_name": "wix", "version": "1.0.0", "percentage_": 5})
+        response = ops.post(
+            url, {"percentage": "15", "plugin_name": "wix", "version": "1.0.0", "percentage_": 5}
+        )
         assert response.status_code == 403, url
     rollout.refresh_from_db()
     assert rollout.rollout_percentage == 5

@@ -226,7 +226,9 @@ def test_a_viewer_sees_the_rollouts_but_no_buttons(page):
 def test_rollback_history_filters_by_plugin_and_refreshes_itself(page):
     person("victor", "ops_viewer")
     RollbackFactory.create_batch(4, plugin_name="woocommerce")
-    RollbackFactory.create_batch(2, plugin_name="shopify", success=False, error_message="Backup checksum mismatch")
+    RollbackFactory.create_batch(
+        2, plugin_name="shopify", success=False, error_message="Backup checksum mismatch"
+    )
     make_auto_paused_rollout()
     sign_in(page, "victor", "/ops/rollback-dashboard")
     rows = page.locator("#rollback-live tbody tr")
@@ -271,7 +273,9 @@ def test_pages_are_readable_on_a_phone(browser, live_server):
     make_auto_paused_rollout()
     make_rollout("woocommerce", "4.0.0", 25)
     RollbackFactory.create_batch(5)
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+    )
     page = context.new_page()
     page.base = live_server.url
     sign_in(page, "olivia")

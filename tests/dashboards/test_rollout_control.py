@@ -157,24 +157,36 @@ def test_invalid_fields_are_explained_next_to_their_inputs(ops):
 
 
 def test_the_page_and_the_api_share_one_set_of_rules(ops):
-    response = ops.submit(PAGE, {"plugin_name": "wix", "version": "1.0.0", "strategy": "geo", "percentage": "5"})
+    response = ops.submit(
+        PAGE, {"plugin_name": "wix", "version": "1.0.0", "strategy": "geo", "percentage": "5"}
+    )
     assert response.context["form"].errors["target_countries"] == [
         "The geo strategy needs at least one target country."
     ]
     response = ops.submit(
         PAGE,
-        {"plugin_name": "wix", "version": "1.0.0", "strategy": "random", "percentage": "5", "error_threshold": "0"},
+        {
+            "plugin_name": "wix",
+            "version": "1.0.0",
+            "strategy": "random",
+            "percentage": "5",
+            "error_threshold": "0",
+        },
     )
     assert response.context["form"].errors["error_threshold"] == [
         "Must be greater than 0 and at most 1 (e.g. 0.03 for 3 %)."
     ]
-    response = ops.submit(PAGE, {"plugin_name": "wix", "version": "1.0.0", "strategy": "random", "percentage": ""})
+    response = ops.submit(
+        PAGE, {"plugin_name": "wix", "version": "1.0.0", "strategy": "random", "percentage": ""}
+    )
     assert response.context["form"].errors["percentage"] == ["This field is required."]
 
 
 def test_a_second_open_rollout_for_a_plugin_is_a_message_not_a_500(ops):
     existing = make_rollout("woocommerce", "4.0.0", 5)
-    response = ops.submit(PAGE, {"plugin_name": "woocommerce", "version": "4.1.0", "strategy": "random", "percentage": "5"})
+    response = ops.submit(
+        PAGE, {"plugin_name": "woocommerce", "version": "4.1.0", "strategy": "random", "percentage": "5"}
+    )
     assert response.status_code == 200
     assert "already has an active or paused rollout" in response.content.decode()
     assert list(Rollout.objects.values_list("pk", flat=True)) == [existing.pk]
@@ -216,7 +228,7 @@ def test_one_hundred_percent_and_complete_ask_for_confirmation(ops):
     rollout = make_rollout(percentage=50)
     html = card(ops.get(PAGE).content.decode(), rollout.pk)
     assert 'data-confirm="Roll woocommerce 4.0.0 out to 100 % of merchants?"' in html
-    assert "data-confirm=\"Mark woocommerce 4.0.0 as completed?" in html
+    assert 'data-confirm="Mark woocommerce 4.0.0 as completed?' in html
 
 
 def test_a_step_from_a_stale_page_changes_nothing(ops):
@@ -237,10 +249,16 @@ def test_an_invalid_percentage_is_refused_with_the_api_message(ops):
 
 def test_pause_then_resume_record_the_person_and_the_reason(ops):
     rollout = make_rollout()
-    response = ops.submit(reverse("rollout-pause", args=[rollout.pk]), {"reason": "Checkout errors"}, follow=True)
+    response = ops.submit(
+        reverse("rollout-pause", args=[rollout.pk]), {"reason": "Checkout errors"}, follow=True
+    )
     assert messages_of(response)[0].startswith("Paused woocommerce 4.0.0")
     rollout.refresh_from_db()
-    assert (rollout.status, rollout.paused_reason, rollout.paused_by) == ("paused", "Checkout errors", "user:olivia")
+    assert (rollout.status, rollout.paused_reason, rollout.paused_by) == (
+        "paused",
+        "Checkout errors",
+        "user:olivia",
+    )
     assert AuditEntry.objects.get(action="rollout.paused").actor == "user:olivia"
     html = card(response.content.decode(), rollout.pk)
     assert "Resume" in html and ">Pause<" not in html

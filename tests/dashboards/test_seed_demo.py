@@ -44,7 +44,10 @@ def test_seed_demo_loads_every_state_and_is_idempotent(db, capsys):
 
 def test_demo_users_sign_in_with_their_roles(db):
     call_command("seed_demo")
-    roles = {name: user_roles(authenticate(username=name, password=DEMO_PASSWORD)) for name in ("admin", "ops", "viewer")}
+    roles = {
+        name: user_roles(authenticate(username=name, password=DEMO_PASSWORD))
+        for name in ("admin", "ops", "viewer")
+    }
     assert "pay_admin" in roles["admin"]
     assert roles["ops"] == {"ops_plugins"}
     assert roles["viewer"] == {"ops_viewer"}
