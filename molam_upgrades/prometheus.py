@@ -17,6 +17,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -252,9 +253,17 @@ def current_snapshot() -> tuple[dict[str, Any] | None, bool]:
 
 
 def _build_version() -> str:
+    """The installed package's version, or pyproject.toml's when running from a checkout."""
     try:
         return metadata.version("molam-upgrades")
     except metadata.PackageNotFoundError:
+        pass
+    try:
+        import tomllib
+
+        with open(Path(settings.BASE_DIR) / "pyproject.toml", "rb") as fh:
+            return str(tomllib.load(fh)["project"]["version"])
+    except (OSError, KeyError, ValueError):
         return "unknown"
 
 
@@ -491,8 +500,9 @@ class MolamCollector(Collector):
             labels=["kind"],
         )
         per_kind: dict[str, dict[str, Any]] = {}
+        counts: dict[tuple[str, str], int] = {}
         for row in rows:
-            stored.add_metric([row["kind"], row["status"]], row["count"])
+            counts[(row["kind"], row["status"])] = row["count"]
             kind = per_kind.setdefault(row["kind"], {"sent": 0, "attempts": 0, "oldest": None})
             kind["attempts"] += row["attempts"]
             if row["status"] == AlertStatus.SENT:
@@ -500,6 +510,9 @@ class MolamCollector(Collector):
             if row["oldest_pending"] is not None:
                 kind["oldest"] = row["oldest_pending"]
         for name, values in per_kind.items():
+            # Every status of a known kind is present, so "no failed alert" reads 0, not "no data".
+            for status in AlertStatus.values:
+                stored.add_metric([name, status], counts.get((name, status), 0))
             sent.add_metric([name], values["sent"])
             attempts.add_metric([name], values["attempts"])
             if values["oldest"] is not None:

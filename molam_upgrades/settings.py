@@ -252,7 +252,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Replaces Django's default DEBUG-only console handler, which would print every
+        # django.* line a second time, unformatted; the lines reach the root handler instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
 # Keep this configuration in the Celery worker too: by default Celery replaces the root
 # handlers with its own text format, and worker lines (alerts, Sira) would lose the JSON.

@@ -203,6 +203,16 @@ def test_the_default_format_is_readable_text_with_the_request_id():
     assert result.stderr.strip().splitlines()[-1].endswith("WARNING molam.rollouts [-] rollout 7 paused")
 
 
+def test_django_lines_are_written_once_even_in_debug():
+    code = LOG_ONE_LINE.format(setup="").replace(
+        'logging.getLogger("molam.rollouts")', 'logging.getLogger("django.request")'
+    )
+    result = _python(code, LOG_FORMAT="json", DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "rollout 7 paused" in line]
+    assert len(lines) == 1 and json.loads(lines[0])["logger"] == "django.request"
+
+
 def test_the_celery_worker_keeps_the_json_lines():
     # What `celery worker` does at start-up: without the setting it would swap in its own text handler.
     setup = "from molam_upgrades.celery import app\napp.log.setup_logging_subsystem(loglevel='INFO')"

@@ -127,6 +127,7 @@ def test_alerts_by_kind_and_status(client, fleet):
     assert sample(samples, "molam_alerts", kind="rollback_failed", status="sent") == 1
     assert sample(samples, "molam_alerts", kind="rollback_failed", status="failed") == 1
     assert sample(samples, "molam_alerts", kind="rollout_auto_paused", status="pending") == 1
+    assert sample(samples, "molam_alerts", kind="rollout_auto_paused", status="failed") == 0
     assert sample(samples, "molam_alerts_sent_total", kind="rollback_failed") == 1
     assert sample(samples, "molam_alert_delivery_attempts_total", kind="rollback_failed") == 7
     pending = Alert.objects.get(kind="rollout_auto_paused")
@@ -215,6 +216,12 @@ def test_scrape_passes_promtool_lint(client, fleet, promtool):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout + result.stderr
+
+
+def test_build_info_names_the_version(client):
+    samples = parse_scrape(scrape(client))
+    ((name, labels),) = [key for key in samples if key[0] == "molam_build_info"]
+    assert dict(labels)["version"] not in ("", "unknown")
 
 
 def test_collector_uses_its_own_registry():
