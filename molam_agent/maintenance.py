@@ -57,6 +57,8 @@ class Maintenance:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._doc: dict = {}
+        # The heartbeat thread and the main thread both rewrite the flag.
+        self._lock = threading.Lock()
 
     def enter(self, from_version: str, to_version: str) -> None:
         """Write the flag and start renewing it."""
@@ -77,9 +79,10 @@ class Maintenance:
             self._thread.start()
 
     def _write(self) -> None:
-        self._doc["until"] = time.time() + self.ttl_s
-        # Readable by the web server user: the flag holds nothing secret.
-        atomic_write_json(self.path, self._doc, mode=0o644)
+        with self._lock:
+            self._doc["until"] = time.time() + self.ttl_s
+            # Readable by the web server user: the flag holds nothing secret.
+            atomic_write_json(self.path, self._doc, mode=0o644)
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl_s / 3):
@@ -94,7 +97,8 @@ class Maintenance:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
+        with self._lock:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass

@@ -123,10 +123,11 @@ class Outbox:
         if dep:
             answer = self.result(dep)
             if answer is None:
-                if any(p.name.endswith(f"-{dep}.json") for p in self.dead.glob("*.json")):
-                    self._bury(entry, {"error": f"depends on refused report {dep}"})
-                    return "dead"
-                return "retry"
+                if any(self.dir.glob(f"*-{dep}.json")):
+                    return "retry"  # the report it depends on is still waiting
+                # Refused for good, or never queued: this one can never be sent.
+                self._bury(entry, {"error": f"depends on report {dep}, which was refused or lost"})
+                return "dead"
             fields = {
                 name: _find(answer, name)
                 for name in ("rollback_id", "backup_id", "id")

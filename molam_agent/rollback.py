@@ -1,0 +1,480 @@
+"""Rollback: put the previous version back -- files, tables, then proof that checkout works.
+
+Used for the automatic rollback of a failed upgrade, for ``rollback --to`` and for
+operator-forced rollbacks. Every operation checks the real state before acting, so running
+it again after a crash (recovery) converges on the same result.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from . import backup as backups
+from . import faults
+from .base import SNAP_PREFIX, AgentBase, _ms, _now, log, result
+from .crypto import load_or_create_key
+from .errors import (
+    AgentError,
+    ControlPlaneError,
+    RollbackError,
+    SmokeTestError,
+)
+from .fsutil import (
+    count_files,
+    exchange,
+    fsync_dir,
+    inode_of,
+    remove_tree,
+    sync_filesystem,
+)
+from .smoke import run_smoke_test
+from .versions import Version, read_installed_version
+
+
+class RollbackMixin(AgentBase):
+    """Restore a target version in one swap and one atomic table rename."""
+
+    # ----------------------------------------------------------------- rollback --
+    def _run_rollback(self, j: dict[str, Any], failure_at: float) -> dict[str, Any]:
+        """Put the target version back: files, then tables, then check it works."""
+        self.journal.data = j
+        j["attempt"] = int(j.get("attempt", 0)) + (1 if j.get("step") == "rollback_failed" else 0)
+        self.journal.step("rollback_started", best_effort=True)
+        back_to = j["from_version"] if j["op"] == "upgrade" else j["to_version"]
+        try:
+            self.maint.enter(j["from_version"], j["to_version"])
+        except OSError:
+            pass  # a full disk must not stop the rollback itself
+        try:
+            files_restored = self._restore_files(j)
+            self.journal.step("files_restored", best_effort=True, files_restored=files_restored)
+            db_restored, kept = self._restore_db(j)
+            self.journal.step("db_restored", best_effort=True, db_restored=db_restored, kept_tables=kept)
+        except Exception as exc:  # noqa: BLE001 - report whatever broke the rollback
+            log.critical("ROLLBACK FAILED: %s", exc)
+            j["rollback_error"] = f"{exc.__class__.__name__}: {exc}"
+            j["rollback_duration_ms"] = _ms(failure_at)
+            self.journal.step("rollback_failed", best_effort=True)
+            return self._finish_rollback(j)
+        try:
+            installed = read_installed_version(self.cfg.plugin_dir, self.cfg.version_from)
+            if Version(installed) != Version(back_to):
+                raise RollbackError(f"installed version is {installed} after rollback, expected {back_to}")
+            run_smoke_test(
+                self.cfg.smoke_command,
+                self.cfg.smoke_url,
+                self.cfg.plugin_dir,
+                back_to,
+                self.cfg.smoke_timeout_s,
+            )
+            j["rollback_error"] = None
+        except (AgentError, SmokeTestError) as exc:
+            j["rollback_error"] = f"smoke test after rollback failed: {exc}"
+        j["rollback_seconds"] = time.monotonic() - failure_at
+        j["rollback_duration_ms"] = _ms(failure_at)
+        self.journal.step("rolled_back", best_effort=True)
+        return self._finish_rollback(j)
+
+    def _restore_files(self, j: dict[str, Any]) -> int:
+        """Make the target tree live again, whatever state a crash left the names in."""
+        files = j.get("files")
+        if not files:
+            return 0
+        live = Path(files["live"])
+        target = files["target_inode"]
+        current = inode_of(live)
+        if current != target:
+            src = next((Path(p) for p in files["candidates"] if inode_of(Path(p)) == target), None)
+            if src is None:
+                raise RollbackError(
+                    f"the previous plugin directory is gone (looked in {files['candidates']})"
+                )
+            if current is None:
+                os.rename(src, live)
+            elif not exchange(live, src):
+                trash = Path(files["trash"])
+                os.rename(live, trash)
+                fsync_dir(trash.parent)
+                faults.point("restore:between-renames")
+                os.rename(src, live)
+            fsync_dir(live.parent)
+            faults.point("restore:swapped")
+        return int(j.get("files_count") or count_files(live))
+
+    def _drop_partial_snapshot(self, j: dict[str, Any]) -> None:
+        db = self.db()
+        d = j.get("db") or {}
+        if db is None:
+            return
+        names = [snap for _l, snap, _k in d.get("pairs", [])]
+        if d.get("options"):
+            names.append(d["options"]["backup"])
+        db.drop_tables(n for n in names if n.startswith(SNAP_PREFIX))
+
+    def _restore_db(self, j: dict[str, Any]) -> tuple[bool, list[str]]:
+        """Put every plugin table back in one atomic step; drop what the new version created."""
+        d = j.get("db")
+        db = self.db()
+        if not d or db is None:
+            return False, []
+        if not d.get("complete"):
+            # The snapshot was still being taken: the live tables were never touched.
+            self._drop_partial_snapshot(j)
+            return False, []
+        present = db.tables()
+        opts = d.get("options")
+        if opts and opts["backup"] in present:
+            if opts["kept"] not in present:
+                db.copy_rows(opts["table"], opts["kept"], opts["where"])
+            db.restore_rows(opts["table"], opts["where"], opts["backup"])
+        todo = [p for p in d["pairs"] if p[1] in present]
+        if todo:
+            db.restore_snapshot(todo)
+        faults.point("restore:tables-renamed")
+        present = db.tables()
+        for live, _snap, kept in d["pairs"]:
+            if kept in present and live in present:
+                db.after_restore(live, kept)
+        ours = {n for p in d["pairs"] for n in p[1:]}
+        if opts:
+            ours |= {opts["backup"], opts["kept"]}
+        set_aside: list[str] = []
+        if "drop" in d:
+            # A rollback long after the upgrade: tables the newer versions created may hold
+            # customer rows by now. Empty ones go, the others are kept and reported.
+            drop = []
+            for table in d["drop"]:
+                if table not in present or table in ours:
+                    continue
+                if db.row_count(table):
+                    name = f"{table[:40]}_kept_{j['txid'][:8]}"
+                    db.rename_table(table, name)
+                    set_aside.append(name)
+                else:
+                    drop.append(table)
+        else:
+            # Within the maintenance window no order could be written: what the new version
+            # created goes with it.
+            drop = sorted(present - set(d.get("preexisting", [])) - ours)
+            drop = [t for t in drop if not t.startswith(SNAP_PREFIX) and "_kept_" not in t]
+        db.drop_tables(drop)
+        if opts:
+            db.drop_tables([opts["backup"]])
+        j["dropped_tables"] = drop
+        present = db.tables()
+        kept = [p[2] for p in d["pairs"] if p[2] in present]
+        if opts and opts["kept"] in present:
+            kept.append(opts["kept"])
+        kept += [t for t in set_aside if t in present]
+        for name in (n for n in j.get("kept_tables", []) if n in present and n not in kept):
+            kept.append(name)  # set aside by an earlier attempt of this same rollback
+        return True, kept
+
+    def _finish_rollback(self, j: dict[str, Any]) -> dict[str, Any]:
+        """Reports, holds, cleanup. Runs after the rollback, never delays it."""
+        tx = j["txid"]
+        attempt = j.get("attempt", 0)
+        ok = j.get("step") == "rolled_back" and not j.get("rollback_error")
+        failed_hard = j.get("step") == "rollback_failed"
+        back_to = j["from_version"] if j["op"] == "upgrade" else j["to_version"]
+        left = j["to_version"] if j["op"] == "upgrade" else j["from_version"]
+        db = self.db()
+        kept_info: dict[str, int | None] = {}
+        if ok or j.get("step") == "rolled_back":
+            pairs = {p[2]: p[0] for p in (j.get("db") or {}).get("pairs", [])}
+            for name in j.get("kept_tables", []):
+                live = pairs.get(name)
+                kept_info[name] = db.count_missing_rows(name, live) if (db and live) else None
+            registry = self._load("kept.json", {})
+            for name, rows in kept_info.items():
+                registry.setdefault(name, {"created_at": _now(), "rows_after_backup": rows, "txid": tx})
+            self._store("kept.json", registry)
+        kept_text = ""
+        if kept_info:
+            kept_text = "; rows written after the backup kept in " + ", ".join(
+                f"{n} ({'?' if c is None else c} new rows)" for n, c in kept_info.items()
+            )
+        error = j.get("error")
+        rb_error = j.get("rollback_error")
+        reason = (error or "rollback requested") + kept_text
+        suffix = f"-r{attempt}" if attempt else ""
+        if j["op"] == "upgrade":
+            self._report(
+                "upgrades",
+                {
+                    "from_version": j["from_version"],
+                    "to_version": j["to_version"],
+                    "status": "rolled_back" if ok else "failed",
+                    "error": error + (f"; rollback: {rb_error}" if rb_error else "") + kept_text,
+                    "duration_ms": j.get("rollback_duration_ms"),
+                },
+                key=f"{tx}-upgrade{suffix}",
+            )
+        self._report(
+            "rollback",
+            {"rollback_version": back_to, "status": "success" if ok else "failed", "reason": reason[:1000]},
+            key=f"{tx}-rollback-log{suffix}",
+        )
+        complete = {
+            "success": ok,
+            "duration_ms": j.get("rollback_duration_ms"),
+            "files_restored": int(j.get("files_restored") or 0),
+            "db_restored": bool(j.get("db_restored")),
+            "kept_tables": list(kept_info),
+        }
+        if rb_error:
+            complete["error_message"] = rb_error
+        if j.get("rollback_id"):
+            self._report(f"rollback/{j['rollback_id']}/complete", complete, key=f"{tx}-complete{suffix}")
+        else:
+            init = self._report(
+                "rollback/initiate",
+                {
+                    "from_version": left,
+                    "to_version": back_to,
+                    "trigger": j.get("trigger", "automatic"),
+                    "reason": (error or "rollback")[:1000],
+                },
+                key=f"{tx}-initiate",
+            )
+            self._report(
+                "rollback/{rollback_id}/complete", complete, key=f"{tx}-complete{suffix}", depends_on=init
+            )
+        # A crash says nothing about the release: only a real failure puts it on hold.
+        if not j.get("interrupted"):
+            self._hold(
+                left,
+                j.get("release_sha256") if j["op"] == "upgrade" else None,
+                f"rolled back ({j.get('trigger')})",
+            )
+        if not failed_hard:
+            self.maint.leave()
+            target = (j.get("files") or {}).get("target_inode")
+            self._cleanup_paths(j, target, ("download", "staging", "trash", "aside", "scratch"))
+            if j["op"] == "rollback":
+                self._after_manual_rollback(j)
+            self.journal.clear()
+        out = result(
+            "failed" if j["op"] == "upgrade" else ("success" if ok else "failed"),
+            j["from_version"],
+            j["to_version"],
+            rollback_status="success" if ok else "failed",
+            reason=reason,
+            error=(error if j["op"] == "upgrade" else None)
+            if not rb_error
+            else f"{error}; rollback failed: {rb_error}"
+            if error
+            else rb_error,
+            files_restored=int(j.get("files_restored") or 0),
+            db_restored=bool(j.get("db_restored")),
+            rollback_duration_ms=j.get("rollback_duration_ms"),
+            rollback_seconds=j.get("rollback_seconds"),
+            kept_tables=kept_info,
+            dropped_tables=j.get("dropped_tables", []),
+            trigger=j.get("trigger"),
+        )
+        self._flush()
+        return out
+
+    def _after_manual_rollback(self, j: dict[str, Any]) -> None:
+        gens = self._load("generations.json", [])
+        self._store("generations.json", [g for g in gens if g.get("txid") != j.get("generation")])
+        created_by = self._load("current.json", {}).get("created_by_version", {})
+        back_to = Version(j["to_version"])
+        self._store(
+            "current.json",
+            {
+                "version": j["to_version"],
+                "txid": j["txid"],
+                "created_tables": [],
+                "created_by_version": {v: t for v, t in created_by.items() if Version(v) <= back_to},
+                "committed_at": _now(),
+            },
+        )
+
+    # ---------------------------------------------------- manual / forced rollback --
+    def _forced_rollbacks(self, installed: str) -> list[dict[str, Any]]:
+        try:
+            pending = self.client.pending_rollbacks(self.cfg.plugin_name, self.cfg.merchant_id)
+        except ControlPlaneError as exc:
+            log.warning("cannot fetch pending rollbacks: %s", exc)
+            return []
+        results = []
+        for item in pending:
+            rid = item.get("rollback_id")
+            to_v = item.get("to_version")
+            if not rid or not to_v:
+                continue
+            log.warning("operator-forced rollback %s to %s", rid, to_v)
+            results.append(
+                self.rollback_to(to_v, trigger="operator_forced", rollback_id=rid, reason=item.get("reason"))
+            )
+        return results
+
+    def rollback_to(
+        self, version: str, trigger: str = "manual", rollback_id: str | None = None, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Restore a kept version: instantly from the previous generation, else from its archive."""
+        start = time.monotonic()
+        from_v = self.installed_version()
+        Version(version)
+        if Version(from_v) == Version(version):
+            if rollback_id:
+                self._report(
+                    f"rollback/{rollback_id}/complete",
+                    {"success": True, "duration_ms": 0, "files_restored": 0, "db_restored": False},
+                    key=f"forced-{rollback_id}-complete",
+                )
+                self._flush()
+            return result(
+                "success" if rollback_id else "skipped",
+                from_v,
+                version,
+                reason=f"already on version {version}",
+                rollback_status="success" if rollback_id else "not_required",
+            )
+        tx = uuid.uuid4().hex[:12]
+        self._prepare_work_dir()
+        try:
+            j = self._plan_rollback(tx, from_v, version)
+        except (AgentError, OSError) as exc:
+            err = f"cannot roll back to {version}: {exc}"
+            if rollback_id:
+                self._report(
+                    f"rollback/{rollback_id}/complete",
+                    {
+                        "success": False,
+                        "duration_ms": _ms(start),
+                        "files_restored": 0,
+                        "db_restored": False,
+                        "error_message": err,
+                    },
+                    key=f"{tx}-complete",
+                )
+            else:
+                init = self._report(
+                    "rollback/initiate",
+                    {
+                        "from_version": from_v,
+                        "to_version": version,
+                        "trigger": trigger,
+                        "reason": reason or "manual rollback",
+                    },
+                    key=f"{tx}-initiate",
+                )
+                self._report(
+                    "rollback/{rollback_id}/complete",
+                    {
+                        "success": False,
+                        "duration_ms": _ms(start),
+                        "files_restored": 0,
+                        "db_restored": False,
+                        "error_message": err,
+                    },
+                    key=f"{tx}-complete",
+                    depends_on=init,
+                )
+            self._flush()
+            return result(
+                "failed", from_v, version, rollback_status="failed", error=err, duration_ms=_ms(start)
+            )
+        j.update(
+            trigger=trigger,
+            rollback_id=rollback_id,
+            error=reason or f"{trigger.replace('_', '-')} rollback to {version}",
+        )
+        self.journal.begin(j, "rollback_prepared")
+        out = self._run_rollback(j, time.monotonic())
+        out["duration_ms"] = _ms(start)
+        return out
+
+    def _plan_rollback(self, tx: str, from_v: str, version: str) -> dict[str, Any]:
+        """Everything a rollback needs, made ready before the journal starts it."""
+        cfg = self.cfg
+        live = cfg.plugin_dir
+        # Tables created by the migrations of every version newer than the target.
+        created_by = self._load("current.json", {}).get("created_by_version", {})
+        created = sorted({t for v, ts in created_by.items() if Version(v) > Version(version) for t in ts})
+        j: dict[str, Any] = {
+            "txid": tx,
+            "op": "rollback",
+            "plugin": cfg.plugin_name,
+            "from_version": from_v,
+            "to_version": version,
+            "started_at": _now(),
+            "paths": {"trash": str(self.work / f"failed-{from_v}-{tx}")},
+        }
+        gen = next((g for g in self._load("generations.json", []) if g.get("version") == version), None)
+        if gen and inode_of(Path(gen["dir"])) == gen.get("inode"):
+            j["generation"] = gen["txid"]
+            j["files"] = {
+                "live": str(live),
+                "target_inode": gen["inode"],
+                "other_inode": inode_of(live),
+                "candidates": [gen["dir"]],
+                "trash": j["paths"]["trash"],
+            }
+            j["paths"]["aside"] = gen["dir"]
+            j["files_count"] = count_files(Path(gen["dir"]))
+            gdb = gen.get("db")
+            if gdb and self.db() is not None:
+                pairs = [[lv, snap, f"{lv[:40]}_kept_{tx[:8]}"] for lv, snap in gdb["pairs"]]
+                opts = (
+                    dict(gdb["options"], kept=f"{gdb['options']['table'][:40]}_kept_{tx[:8]}")
+                    if gdb.get("options")
+                    else None
+                )
+                j["db"] = {"pairs": pairs, "options": opts, "drop": created, "complete": True}
+            return j
+        archive = next(
+            (
+                a
+                for a in backups.list_archives(self.state / "backups")
+                if a.plugin == cfg.plugin_name and a.version == version
+            ),
+            None,
+        )
+        if archive is None:
+            raise RollbackError(f"no kept copy or backup archive of version {version}")
+        key = load_or_create_key(cfg.backup_key_file, cfg.backup_key_b64, create=False)
+        staging = self.work / f"staging-{tx}"
+        scratch = self.work / f"restore-{tx}"
+        j["paths"].update(staging=str(staging), scratch=str(scratch))
+        manifest = backups.restore_archive(archive.path, key, staging, scratch)
+        sync_filesystem(staging)
+        j["files"] = {
+            "live": str(live),
+            "target_inode": inode_of(staging),
+            "other_inode": inode_of(live),
+            "candidates": [str(staging)],
+            "trash": j["paths"]["trash"],
+        }
+        j["files_count"] = count_files(staging)
+        db = self.db()
+        section = manifest.get("db")
+        if db is not None and section:
+            pairs = []
+            for i, table in enumerate(section["tables"]):
+                name = f"{SNAP_PREFIX}{tx[:8]}_{i}"
+                db.create_from_ddl(table["ddl"], table["name"], name)
+                db.insert_rows(name, table["columns"], backups.read_rows(scratch / f"{table['name']}.jsonl"))
+                pairs.append([table["name"], name, f"{table['name'][:40]}_kept_{tx[:8]}"])
+            opts = None
+            if section.get("options"):
+                o = section["options"]
+                bname = f"{SNAP_PREFIX}{tx[:8]}_opt"
+                db.execute(f"CREATE TABLE {db.q(bname)} AS SELECT * FROM {db.q(o['table'])} WHERE 1 = 0")
+                db.insert_rows(bname, o["columns"], backups.read_rows(scratch / "options.jsonl"))
+                opts = {
+                    "table": o["table"],
+                    "where": o["where"],
+                    "backup": bname,
+                    "kept": f"{o['table'][:40]}_kept_{tx[:8]}",
+                }
+            j["db"] = {"pairs": pairs, "options": opts, "drop": created, "complete": True}
+        remove_tree(scratch)
+        return j
