@@ -9,6 +9,7 @@ gets 403; an anonymous visitor is sent to the login page.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -52,6 +53,14 @@ class OpsPageMixin(View):
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
+            if request.headers.get("HX-Request"):
+                # A live fragment polled after the session expired: following a redirect would
+                # paste the login page into the dashboard, so send the whole tab to log in.
+                current = urlsplit(request.headers.get("HX-Current-URL") or "/")
+                page = urlunsplit(("", "", current.path or "/", current.query, ""))
+                response = HttpResponse(status=401)
+                response["HX-Redirect"] = redirect_to_login(page)["Location"]
+                return response
             return redirect_to_login(request.get_full_path())
         roles = user_roles(request.user)
         if not roles & READERS:

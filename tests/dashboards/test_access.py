@@ -30,6 +30,18 @@ def test_anonymous_visitors_are_sent_to_the_login_page(anonymous, path, db):
     assert response["Location"].startswith("/login/?next=")
 
 
+def test_a_live_poll_after_the_session_ended_sends_the_tab_to_the_login_page(anonymous, db):
+    response = anonymous.get(
+        "/ops/rollback-dashboard/live",
+        headers={
+            "HX-Request": "true",
+            "HX-Current-URL": "http://testserver/ops/rollback-dashboard?plugin_name=x",
+        },
+    )
+    assert response.status_code == 401
+    assert response["HX-Redirect"] == "/login/?next=/ops/rollback-dashboard%3Fplugin_name%3Dx"
+
+
 def test_the_login_page_has_the_product_look_and_signs_in(anonymous, ops_user):
     page = anonymous.get("/login/")
     assert page.status_code == 200
@@ -109,9 +121,7 @@ def test_a_superuser_counts_as_pay_admin_and_gets_the_controls(admin, db):
 def test_actions_without_a_csrf_token_are_refused(ops, db):
     rollout = make_rollout()
     for url in action_urls(rollout.pk):
-        response = ops.post(
-            url, {"percentage": "15", "plugin_name": "wix", "version": "1.0.0", "percentage_": 5}
-        )
+        response = ops.post(url, {"percentage": "15", "plugin_name": "wix", "version": "1.0.0"})
         assert response.status_code == 403, url
     rollout.refresh_from_db()
     assert rollout.rollout_percentage == 5
