@@ -78,6 +78,14 @@ def sira_status(now=None) -> dict:
     }
 
 
+def _ago(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds ago"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} minutes ago"
+    return f"{seconds // 3600} hours ago"
+
+
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 when the database, Redis (when configured) and the Sira schedule are fine; 503 otherwise."""
@@ -98,9 +106,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
             elif sira["last_run_at"] is None:
                 checks["sira"] = "the Sira auto-pause check has never run"
             else:
-                minutes = sira["age_seconds"] // 60
                 checks["sira"] = (
-                    f"the Sira auto-pause check last ran {minutes} minutes ago "
+                    f"the Sira auto-pause check last ran {_ago(sira['age_seconds'])} "
                     f"(at {sira['last_run_at']}); is Celery beat running?"
                 )
     else:

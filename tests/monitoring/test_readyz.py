@@ -89,3 +89,12 @@ def test_healthz_does_not_depend_on_sira(client):
     _sira_ran(minutes_ago=120)
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 503
+
+
+def test_the_age_reads_naturally(client, settings):
+    settings.SIRA_MAX_AGE_SECONDS = 10
+    _sira_ran(minutes_ago=0.5)
+    assert "30 seconds ago" in client.get("/readyz").json()["checks"]["sira"]
+    AutoCheckRun.objects.all().delete()
+    _sira_ran(minutes_ago=60 * 5)
+    assert "5 hours ago" in client.get("/readyz").json()["checks"]["sira"]
