@@ -295,3 +295,21 @@ def test_keyboard_users_can_skip_to_the_content(page):
     skip = page.get_by_role("link", name="Skip to content")
     expect(skip).to_be_focused()
     expect(skip).to_be_in_viewport()
+
+
+def test_the_demo_can_be_explored_with_the_documented_login(page):
+    from django.core.management import call_command
+
+    from molam_upgrades.management.commands.seed_demo import DEMO_PASSWORD
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    page.goto(f"{page.base}/")
+    page.get_by_label("Username").fill("ops")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/ops/rollout-control$"))
+    expect(page.locator(".badge", has_text="Auto-paused by Sira")).to_have_count(1)
+    screenshot(page, "demo-rollout-control")
+    page.get_by_role("link", name="Rollbacks").click()
+    expect(page.locator("tr.row--sira")).to_have_count(1)
+    screenshot(page, "demo-rollback-dashboard")
