@@ -99,6 +99,10 @@ def _crash_and_recover(
     assert rc in (0, 1), out
     assert not (host.state_dir / "journal.json").exists()
     assert not flag_path(host.plugin_dir).exists()
+    # Every report reached the control plane, none is stuck or refused, no backup left pending.
+    assert not list((host.state_dir / "outbox").glob("*.json"))
+    assert not list((host.state_dir / "outbox" / "dead").glob("*.json"))
+    assert all(b["backup_status"] in ("completed", "failed") for b in host.cp.state.backups.values())
     return _check_old_or_new(host, old, new)
 
 

@@ -213,3 +213,33 @@ def test_backup_key_is_created_with_mode_0600(host, small_release):
     key = host.tmp / "etc" / "backup.key"
     assert key.stat().st_size == 32
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def test_prune_drops_kept_tables_and_previous_versions_past_retention(mysql_host, small_release):
+    from molam_agent.config import load_config
+    from molam_agent.engine import Agent
+
+    host = mysql_host
+    _upgrade(host, small_release)
+    rc, out = host.run("rollback", "--to", "3.9.0")
+    assert rc == 0, out
+    kept = list(out["kept_tables"])
+    assert kept
+    zip_path, _ = small_release("4.1.0")
+    host.publish(zip_path, "4.1.0")
+    assert host.run("upgrade")[0] == 0
+    agent = Agent(load_config(str(host.config_path)))
+
+    with agent.locked():
+        nothing = agent.prune()
+        later = agent.prune(now=time.time() + 31 * 86400)
+
+    assert nothing["dropped_kept_tables"] == [] and nothing["removed_generations"] == []
+    assert sorted(later["dropped_kept_tables"]) == sorted(kept)
+    assert later["removed_generations"] == ["3.9.0"]
+    assert len(later["removed_archives"]) >= 1
+    with connect(host.db_url) as db:
+        assert not [t for t in db.tables() if "_kept_" in t or t.startswith("molam_snap_")]
+    work = host.plugin_dir.parent / ".molam-agent" / "molam-form"
+    assert not [p for p in work.iterdir() if p.name.startswith("prev-")]
+    assert host.installed() == "4.1.0"

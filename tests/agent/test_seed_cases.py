@@ -6,6 +6,19 @@ from molam_agent.db import connect
 
 from .conftest import BROKEN_MIGRATIONS, GOOD_MIGRATIONS, db_state
 
+RESULT_KEYS = (
+    "status",
+    "from_version",
+    "to_version",
+    "rollback_status",
+    "reason",
+    "error",
+    "files_restored",
+    "db_restored",
+    "duration_ms",
+    "rollback_duration_ms",
+)
+
 
 def test_successful_upgrade_needs_no_rollback(db_host, small_release):
     zip_path, _sha = small_release("4.0.0", migrations=GOOD_MIGRATIONS)
@@ -14,6 +27,7 @@ def test_successful_upgrade_needs_no_rollback(db_host, small_release):
     rc, out = db_host.run("upgrade")
 
     assert rc == 0, out
+    assert set(RESULT_KEYS) <= set(out)
     assert out["status"] == "success"
     assert out["rollback_status"] == "not_required"
     assert (out["from_version"], out["to_version"]) == ("3.9.0", "4.0.0")

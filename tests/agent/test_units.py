@@ -119,6 +119,16 @@ def test_usage_and_config_errors_exit_64(tmp_path, capsys):
     assert exc.value.code == 64
 
 
+def test_the_agent_imports_nothing_of_django():
+    code = (
+        "import sys, molam_agent.cli, molam_agent.engine;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework')];"
+        "sys.exit(1 if bad else 0)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env).returncode == 0
+
+
 def test_console_script_entry_point_runs():
     proc = subprocess.run(
         [sys.executable, "-m", "molam_agent", "--help"], capture_output=True, text=True, cwd=REPO
