@@ -13,6 +13,7 @@ base units (seconds, ratios 0–1), ``_total`` on counters, ``_timestamp_seconds
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from datetime import datetime, timedelta
@@ -252,6 +253,7 @@ def current_snapshot() -> tuple[dict[str, Any] | None, bool]:
 # --- Collector: snapshot → metric families --------------------------------------------------
 
 
+@functools.cache
 def _build_version() -> str:
     """The installed package's version, or pyproject.toml's when running from a checkout."""
     try:

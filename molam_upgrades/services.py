@@ -110,15 +110,3 @@ def deliver_alert(alert_id: int, *, final_attempt: bool = False, expected_attemp
     if not final_attempt:
         raise AlertDeliveryError(error)
     return status
-
-
-def pending_alert_ids(older_than_s: int = 30) -> list[int]:
-    """Alerts still waiting for delivery: written by SQL, or whose queued task was lost."""
-    from datetime import timedelta
-
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    return list(
-        Alert.objects.filter(status=AlertStatus.PENDING, attempts=0, created_at__lte=cutoff).values_list(
-            "pk", flat=True
-        )[:500]
-    )

@@ -22,7 +22,6 @@ from tests.factories import BackupFactory
 from .support import run_in_threads
 
 db = pytest.mark.django_db
-race = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("uses_postgres")]
 
 
 def _alert(*, age: timedelta, status: str = "pending", attempts: int = 0, key: str = "k") -> Alert:
@@ -79,9 +78,8 @@ def test_expire_backups_command_marks_backups_past_expiry_once():
     assert "Expired 0 backup(s)." in out.getvalue()
 
 
-@pytest.mark.parametrize("_", [None], ids=["two-at-once"])
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_expiries_expire_each_backup_once(uses_postgres, _):
+def test_two_concurrent_expiries_expire_each_backup_once(uses_postgres):
     past = timezone.now() - timedelta(hours=1)
     for _i in range(50):
         BackupFactory(backup_status="completed", expires_at=past)
