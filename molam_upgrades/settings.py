@@ -230,6 +230,10 @@ ALERT_HTTP_TIMEOUT = env.float("ALERT_HTTP_TIMEOUT", default=5.0)
 
 # --- Metrics -------------------------------------------------------------------------------
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A scrape reads database aggregates at most this often (shared by every web worker).
+METRICS_CACHE_SECONDS = env.int("METRICS_CACHE_SECONDS", default=10)
+# /readyz fails when no Sira check finished within this many seconds (beat runs it every 5 min).
+SIRA_MAX_AGE_SECONDS = env.int("SIRA_MAX_AGE_SECONDS", default=15 * 60)
 
 # --- Retention -----------------------------------------------------------------------------
 BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
