@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import math
 import random
 import shutil
 import statistics
@@ -116,7 +117,7 @@ def build_release(base: Path, dest: Path) -> str:
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))]
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def main() -> int:
@@ -162,6 +163,7 @@ def main() -> int:
         release = Release("4.0.0", zip_path.as_uri(), sha)
 
         swap: list[float] = []
+        parts: dict[str, list[float]] = {}
         for i in range(args.runs):
             agent = Agent(cfg)
             agent.outbox.attempts = 1
@@ -170,6 +172,8 @@ def main() -> int:
                 assert out["rollback_status"] == "success", out
                 assert out["files_restored"] >= FILES and out["db_restored"], out
                 swap.append(out["rollback_seconds"] * 1000)
+                for name, ms in (out.get("rollback_breakdown_ms") or {}).items():
+                    parts.setdefault(name, []).append(ms)
                 # Reset between runs, outside the measurement: kept tables, archives, queue.
                 db = agent.db()
                 db.drop_tables(t for t in db.tables() if "_kept_" in t)
@@ -204,6 +208,11 @@ def main() -> int:
                 f"{min(values):>10.1f}{max(values):>10.1f}"
             )
         print(f"speed-up (median): {statistics.median(copy) / statistics.median(swap):.0f}x")
+        if parts:
+            print(
+                "swap rollback, median per phase (ms): "
+                + ", ".join(f"{name} {statistics.median(values):.1f}" for name, values in parts.items())
+            )
         return 0
     finally:
         admin.execute(f"DROP DATABASE IF EXISTS {dbname}")

@@ -43,6 +43,7 @@ class RollbackMixin(AgentBase):
         """Put the target version back: files, then tables, then check it works."""
         self.journal.data = j
         j["attempt"] = int(j.get("attempt", 0)) + (1 if j.get("step") == "rollback_failed" else 0)
+        j["failed_at"] = time.time() - (time.monotonic() - failure_at)
         self.journal.step("rollback_started", best_effort=True)
         back_to = j["from_version"] if j["op"] == "upgrade" else j["to_version"]
         try:
@@ -273,6 +274,7 @@ class RollbackMixin(AgentBase):
             db_restored=bool(j.get("db_restored")),
             rollback_duration_ms=j.get("rollback_duration_ms"),
             rollback_seconds=j.get("rollback_seconds"),
+            rollback_breakdown_ms=_breakdown(j),
             kept_tables=kept_info,
             dropped_tables=j.get("dropped_tables", []),
             trigger=j.get("trigger"),
@@ -478,3 +480,25 @@ class RollbackMixin(AgentBase):
             j["db"] = {"pairs": pairs, "options": opts, "drop": created, "complete": True}
         remove_tree(scratch)
         return j
+
+
+def _breakdown(j: dict[str, Any]) -> dict[str, float] | None:
+    """Where the rollback's time went, from the journal's step timestamps (milliseconds)."""
+    start = j.get("failed_at")
+    if not start:
+        return None
+    at = {name: t for name, t in j.get("steps", []) if t >= start - 0.001}
+    marks = [
+        ("prepare", "rollback_started"),
+        ("files", "files_restored"),
+        ("tables", "db_restored"),
+        ("smoke_test", "rolled_back"),
+    ]
+    out: dict[str, float] = {}
+    prev = start
+    for label, step in marks:
+        if step not in at:
+            return out or None
+        out[label] = round((at[step] - prev) * 1000, 1)
+        prev = at[step]
+    return out
