@@ -212,6 +212,9 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
     plugin_dir = Path(_require(m, "plugin", "dir"))
     if not plugin_dir.is_absolute():
         raise ConfigError("plugin.dir must be an absolute path")
+    # A symlinked plugin dir (deploy tools do that) is upgraded where it really lives, so the
+    # swap exchanges directories, not the link.
+    plugin_dir = Path(os.path.realpath(plugin_dir))
     version_from = str(m.get("plugin", {}).get("version_from") or "file:VERSION")
     kind, _, rel = version_from.partition(":")
     if kind not in ("wp-header", "file") or not rel or ".." in Path(rel).parts:

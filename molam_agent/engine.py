@@ -297,7 +297,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
             self.journal.step("downloaded")
             migrations = self._stage(pkg, Path(j["paths"]["staging"]), release.version)
             self.journal.step("staged", migrations=migrations, files_count=count_files(cfg.plugin_dir))
-        except (AgentError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is down during the backup
             # Nothing live was touched: clean up and report a plain failure.
             log.error("upgrade stopped before any change: %s", exc)
             out = self._abandon(self.journal.data, str(exc))
@@ -314,7 +314,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
             self._migrate(release.version)
             self._verify(release.version)
             self.journal.step("verified")
-        except (AgentError, OSError, Exception) as exc:  # noqa: BLE001 - any failure rolls back
+        except Exception as exc:  # noqa: BLE001 - any failure rolls back
             failure_at = time.monotonic()
             log.error("upgrade failed, rolling back: %s", exc)
             j = self.journal.data

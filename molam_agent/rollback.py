@@ -343,7 +343,7 @@ class RollbackMixin(AgentBase):
         self._prepare_work_dir()
         try:
             j = self._plan_rollback(tx, from_v, version)
-        except (AgentError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001 - nothing changed yet: report and stop
             err = f"cannot roll back to {version}: {exc}"
             if rollback_id:
                 self._report(
