@@ -203,7 +203,9 @@ class RollbackMixin(AgentBase):
         rb_error = j.get("rollback_error")
         reason = (error or "rollback requested") + kept_text
         suffix = f"-r{attempt}" if attempt else ""
-        if j["op"] == "upgrade":
+        # A retried rollback (attempt > 0) reports a new rollback, but not the upgrade again:
+        # the control plane already counted that upgrade as a failure.
+        if j["op"] == "upgrade" and not attempt:
             self._report(
                 "upgrades",
                 {
@@ -240,7 +242,7 @@ class RollbackMixin(AgentBase):
                     "trigger": j.get("trigger", "automatic"),
                     "reason": (error or "rollback")[:1000],
                 },
-                key=f"{tx}-initiate",
+                key=f"{tx}-initiate{suffix}",
             )
             self._report(
                 "rollback/{rollback_id}/complete", complete, key=f"{tx}-complete{suffix}", depends_on=init

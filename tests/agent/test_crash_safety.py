@@ -187,3 +187,28 @@ def test_maintenance_flag_expires_when_the_agent_dies(mysql_host, small_release)
     assert rc == -signal.SIGKILL
     assert is_active(host.plugin_dir)  # checkout paused right after the crash...
     assert not is_active(host.plugin_dir, now=time.time() + 61)  # ...and resumes by itself
+
+
+def test_failed_rollback_is_retried_by_the_next_run(mysql_host, small_release):
+    host = mysql_host
+    zip_path, _ = small_release("4.0.0", migrations=GOOD_MIGRATIONS, health="broken")
+    old = (host.fingerprint(), _comparable(db_state(host.db_url)))
+    host.publish(zip_path, "4.0.0")
+    host.write_config()
+
+    rc, out = host.run("upgrade", env={"MOLAM_AGENT_FAULT": "enospc:restore:tables-renamed"})
+
+    assert rc == 2, out
+    assert out["rollback_status"] == "failed" and "No space left" in out["error"]
+    assert (host.state_dir / "journal.json").exists()  # kept for the next run to retry
+
+    rc, out = host.run("recover")
+
+    assert rc == 1, out
+    assert out["rollback_status"] == "success"
+    assert not (host.state_dir / "journal.json").exists()
+    assert _check_old_or_new(host, old, (None, None)) == "old"
+    state = host.cp.state
+    assert [log["status"] for log in state.upgrade_logs] == ["failed"]  # the upgrade, counted once
+    outcomes = sorted(r["success"] for r in state.rollbacks.values())
+    assert outcomes == [False, True]  # the failed attempt and the retry, each on record
