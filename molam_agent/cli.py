@@ -75,36 +75,15 @@ def _print(out: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(out, default=str, sort_keys=False))
         return
-    status = out.get("status")
-    line = f"{status}"
+    line = str(out.get("status"))
     if out.get("from_version") or out.get("to_version"):
-        line += f": {out.get('from_version')} -> {out.get('to_version')}"
+        line += f": {out.get('from_version')} -> {out.get('to_version') or '?'}"
     print(line)
-    for key in (
-        "reason",
-        "error",
-        "rollback_status",
-        "files_restored",
-        "db_restored",
-        "duration_ms",
-        "rollback_duration_ms",
-    ):
-        if out.get(key) not in (None, "", 0, False) or key == "rollback_status":
-            print(f"  {key}: {out[key]}")
     for key, value in out.items():
-        if key not in (
-            "status",
-            "from_version",
-            "to_version",
-            "reason",
-            "error",
-            "rollback_status",
-            "files_restored",
-            "db_restored",
-            "duration_ms",
-            "rollback_duration_ms",
-        ) and value not in (None, [], {}):
-            print(f"  {key}: {json.dumps(value, default=str)}")
+        if key in ("status", "from_version", "to_version") or value in (None, "", [], {}):
+            continue
+        shown = value if isinstance(value, str | int | float | bool) else json.dumps(value, default=str)
+        print(f"  {key}: {shown}")
 
 
 def main(argv: list[str] | None = None) -> int:

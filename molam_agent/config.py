@@ -237,6 +237,10 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
             raise ConfigError('database.options must be { table = "…", where = "…" }')
         if not _TABLE_RE.match(opt["table"]):
             raise ConfigError("database.options.table is not a plain table name")
+        if opt["table"] in tables:
+            # The options table is shared with WordPress and every other plugin: it is never
+            # swapped whole, only the plugin's rows are restored.
+            raise ConfigError("database.options.table must not also be listed in database.tables")
         options = OptionRows(opt["table"], opt["where"])
 
     smoke = m.get("smoke_test", {})

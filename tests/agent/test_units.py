@@ -218,3 +218,18 @@ def test_atomic_write_leaves_no_temp_file(tmp_path):
     fsutil.atomic_write_json(tmp_path / "j.json", {"a": 2})
     assert fsutil.read_json(tmp_path / "j.json") == {"a": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["j.json"]
+
+
+def test_human_readable_output_of_every_verb(tmp_path, capsys):
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "molam-form.php").write_text("<?php\n/*\n * Version: 3.9.0\n */\n")
+    path = _config(tmp_path, control_plane={"url": "http://127.0.0.1:9/api/plugins/", "timeout_s": 1})
+    assert main(["status", "--config", str(path)]) == 0
+    assert "installed_version: 3.9.0" in capsys.readouterr().out
+    assert main(["prune", "--config", str(path)]) == 0
+    assert capsys.readouterr().out.startswith("success")
+    assert main(["recover", "--config", str(path)]) == 0
+    assert "nothing to recover" in capsys.readouterr().out
+    assert main(["upgrade", "--config", str(path)]) == 0
+    assert "control plane unreachable" in capsys.readouterr().out
