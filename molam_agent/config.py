@@ -85,7 +85,7 @@ class Config:
     public_key: str | None = None
     max_download_bytes: int = 512 << 20
     max_unpacked_bytes: int = 1024 << 20
-    maintenance_ttl_s: int = 300
+    maintenance_ttl_s: int = 120
     maintenance_message: str = (
         "Checkout is paused for a few seconds while the payment plugin is being updated. "
         "Please try again in a moment."
@@ -289,7 +289,7 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
         public_key=release.get("public_key") or None,
         max_download_bytes=int(release.get("max_download_mb", 512)) << 20,
         max_unpacked_bytes=int(release.get("max_unpacked_mb", 1024)) << 20,
-        maintenance_ttl_s=max(10, int(maint.get("ttl_s", 300))),
+        maintenance_ttl_s=max(10, int(maint.get("ttl_s", 120))),
         source=source,
         **kwargs,
     )
