@@ -144,11 +144,15 @@ class Agent(RollbackMixin, HousekeepingMixin):
                 self.cfg.plugin_name, self.cfg.merchant_id, from_v, self.cfg.country, self.cfg.tier
             )
         except ControlPlaneError as exc:
+            if exc.status in (401, 403):
+                # A wrong token or merchant id is a configuration error, not an outage.
+                raise ConfigError(f"the control plane refused this agent's credential: {exc}") from exc
+            what = "unreachable" if exc.status is None else "unavailable"
             return result(
                 "skipped",
                 from_v,
                 None,
-                reason=f"control plane unreachable, nothing changed: {exc}",
+                reason=f"control plane {what}, nothing changed: {exc}",
                 duration_ms=_ms(start),
                 **extra,
             )

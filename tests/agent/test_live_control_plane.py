@@ -10,9 +10,10 @@ from __future__ import annotations
 import io
 import json
 import threading
+import urllib.error
 import urllib.request
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import call_command
@@ -93,6 +94,7 @@ def live_host(live_server, tmp_path):
     build_plugin(host.plugin_dir, "3.9.0")
     plugin_token = _token("merchant-a-woocommerce", "plugin", MERCHANT)
     host.write_config(control_plane={"token": plugin_token})
+    host.plugin_token = plugin_token
     host.ops_token = _token("ops-alice", "ops_plugins")
     yield host
     cp.stop()
@@ -203,3 +205,94 @@ def test_case_3_operator_forced_rollback_through_the_control_plane(live_host, sm
     assert rollback.rollback_trigger == "operator_forced"
     assert rollback.success is True and rollback.db_restored is True and rollback.completed_at
     assert RollbackHistory.objects.count() == 1  # completed the operator's rollback, no new one
+
+
+class LossyProxy:
+    """Forwards to the live server; the answers to the first ``lose`` writes never come back
+    (the write happened, the connection drops) -- the agent must resend with the same key."""
+
+    def __init__(self, target: str, lose: int) -> None:
+        self.lose = lose
+        self.forwarded: list[tuple[str, str, str | None]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() in ("authorization", "content-type", "idempotency-key", "accept")
+                }
+                req = urllib.request.Request(
+                    target + self.path, data=body, method=self.command, headers=headers
+                )
+                try:
+                    with urllib.request.urlopen(req, timeout=10) as resp:
+                        status, payload = resp.status, resp.read()
+                except urllib.error.HTTPError as exc:
+                    status, payload = exc.code, exc.read()
+                proxy.forwarded.append((self.command, self.path, headers.get("Idempotency-Key")))
+                if self.command != "GET" and proxy.lose > 0:
+                    proxy.lose -= 1
+                    self.close_connection = True
+                    return
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PATCH = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/api/plugins/"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_lost_answers_are_resent_and_recorded_exactly_once(live_host, small_release):
+    from backups.models import PluginBackup
+    from rollbacks.models import RollbackHistory, UpgradeLog
+
+    _release_and_rollout(live_host, small_release, BROKEN_MIGRATIONS)
+    proxy = LossyProxy(live_host.cp.live_url, lose=6)  # every report's first answer is lost
+    try:
+        live_host.write_config(control_plane={"url": proxy.api_url, "token": live_host.plugin_token})
+
+        rc, out = live_host.run("upgrade")
+        assert rc == 1 and out["rollback_status"] == "success", out
+        for _ in range(3):  # later runs drain what is left
+            if not list((live_host.state_dir / "outbox").glob("*.json")):
+                break
+            live_host.run("recover")
+    finally:
+        proxy.stop()
+
+    assert not list((live_host.state_dir / "outbox").glob("*.json"))
+    assert not list((live_host.state_dir / "outbox" / "dead").glob("*.json"))
+    writes = [(m, k) for m, _p, k in proxy.forwarded if m != "GET"]
+    assert len(writes) > len({k for _m, k in writes})  # some reports really were sent twice...
+    assert UpgradeLog.objects.filter(merchant_id=MERCHANT).count() == 1  # ...and recorded once
+    assert PluginBackup.objects.filter(merchant_id=MERCHANT, backup_status="completed").count() == 1
+    [rollback] = RollbackHistory.objects.filter(merchant_id=MERCHANT)
+    assert rollback.success is True and rollback.completed_at is not None
+
+
+def test_a_refused_credential_is_a_configuration_error(live_host):
+    live_host.write_config(control_plane={"token": "not-a-valid-token"})
+
+    rc, out = live_host.run("upgrade")
+
+    assert rc == 64
+    assert "refused this agent's credential" in out["error"]
