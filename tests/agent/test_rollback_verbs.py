@@ -243,3 +243,16 @@ def test_prune_drops_kept_tables_and_previous_versions_past_retention(mysql_host
     work = host.plugin_dir.parent / ".molam-agent" / "molam-form"
     assert not [p for p in work.iterdir() if p.name.startswith("prev-")]
     assert host.installed() == "4.1.0"
+
+
+def test_force_finds_the_release_when_the_decision_carries_none(host, small_release):
+    zip_path, _ = small_release("4.0.0")
+    host.publish(zip_path, "4.0.0", should=False)
+    host.cp.state.decision["release"] = None  # not selected: the answer names no package
+    host.write_config()
+
+    rc, out = host.run("upgrade", "--force")
+
+    assert rc == 0 and out["status"] == "success", out
+    assert host.installed() == "4.0.0"
+    assert any(r["path"] == "releases" for r in host.cp.state.requests)
