@@ -117,11 +117,13 @@ class AgentBase:
         return self._db
 
     def installed_version(self) -> str:
+        """Version of the plugin installed in ``plugin.dir`` right now."""
         if not self.cfg.plugin_dir.is_dir():
             raise ConfigError(f"plugin directory {self.cfg.plugin_dir} does not exist")
         return read_installed_version(self.cfg.plugin_dir, self.cfg.version_from)
 
     def _prepare_work_dir(self) -> None:
+        """Create the agent's directory beside the plugin, on the same file system."""
         root = self.work.parent
         self.work.mkdir(parents=True, exist_ok=True, mode=0o750)
         # The work dir sits inside the web root: deny HTTP access to old plugin copies.
@@ -136,6 +138,7 @@ class AgentBase:
             raise ConfigError(f"{self.work} is not on the plugin's file system")
 
     def _flush(self) -> dict[str, int]:
+        """Send queued reports; never raises."""
         return self.outbox.flush(self.client)
 
     def _report(
@@ -150,13 +153,16 @@ class AgentBase:
 
     # ---------------------------------------------------------- small state files --
     def _load(self, name: str, default: Any) -> Any:
+        """Read a small JSON state file of the state directory."""
         data = read_json(self.state / name)
         return default if data is None else data
 
     def _store(self, name: str, data: Any) -> None:
+        """Write a small JSON state file atomically."""
         atomic_write_json(self.state / name, data)
 
     def _held(self, version: str, sha256: str | None) -> str | None:
+        """The reason ``version`` is on hold after a rollback, or None."""
         holds = self._load("holds.json", {})
         hold = holds.get(version)
         if not hold or hold.get("until", 0) < _now():
@@ -166,6 +172,7 @@ class AgentBase:
         return hold.get("reason")
 
     def _hold(self, version: str, sha256: str | None, reason: str) -> None:
+        """Do not retry ``version`` automatically for ``HOLD_S`` seconds."""
         holds = {k: v for k, v in self._load("holds.json", {}).items() if v.get("until", 0) > _now()}
         holds[version] = {"until": _now() + HOLD_S, "sha256": sha256, "reason": reason}
         self._store("holds.json", holds)
@@ -186,6 +193,7 @@ class AgentBase:
                 remove_tree(Path(path))
 
     def _delete_generation(self, gen: dict[str, Any]) -> None:
+        """Delete a kept previous version: its directory and snapshot tables."""
         path = Path(gen.get("dir", ""))
         if gen.get("dir") and inode_of(path) == gen.get("inode"):
             remove_tree(path)

@@ -82,6 +82,7 @@ class Database:
         return '"' + name.replace('"', '""') + '"'
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement (or, on MySQL, a script) and discard any result."""
         cur = self.conn.cursor()
         try:
             cur.execute(sql, params) if params else cur.execute(sql)
@@ -89,6 +90,7 @@ class Database:
             cur.close()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a query and return all its rows."""
         cur = self.conn.cursor()
         try:
             cur.execute(sql, params) if params else cur.execute(sql)
@@ -97,6 +99,7 @@ class Database:
             cur.close()
 
     def close(self) -> None:
+        """Close the connection (idempotent)."""
         if self.conn is not None:
             try:
                 self.conn.close()
@@ -110,12 +113,15 @@ class Database:
         self.close()
 
     def begin(self) -> None:
+        """Start a transaction."""
         self.execute("BEGIN")
 
     def commit(self) -> None:
+        """Commit the current transaction."""
         self.execute("COMMIT")
 
     def rollback(self) -> None:
+        """Roll back the current transaction, if any."""
         try:
             self.execute("ROLLBACK")
         except Exception:  # noqa: BLE001 - nothing to roll back is fine
@@ -123,12 +129,15 @@ class Database:
 
     # -- inspection -----------------------------------------------------------------
     def tables(self) -> set[str]:
+        """Base tables of the plugin's database (or schema)."""
         raise NotImplementedError
 
     def exists(self, table: str) -> bool:
+        """True when ``table`` exists."""
         return table in self.tables()
 
     def columns(self, table: str) -> list[str]:
+        """Column names of ``table``, in order."""
         cur = self.conn.cursor()
         try:
             cur.execute(f"SELECT * FROM {self.q(table)} WHERE 1 = 0")
@@ -139,9 +148,11 @@ class Database:
             cur.close()
 
     def primary_key(self, table: str) -> list[str]:
+        """Columns of ``table``'s primary key, in order (empty when none)."""
         raise NotImplementedError
 
     def row_count(self, table: str) -> int:
+        """Number of rows in ``table``."""
         return int(self.query(f"SELECT COUNT(*) FROM {self.q(table)}")[0][0])
 
     def fingerprint(self, table: str) -> str:
@@ -187,9 +198,11 @@ class Database:
             raise
 
     def rename_table(self, old: str, new: str) -> None:
+        """Rename one table."""
         self.execute(f"ALTER TABLE {self.q(old)} RENAME TO {self.q(new)}")
 
     def drop_tables(self, names: Iterable[str]) -> None:
+        """Drop the named tables that exist."""
         for name in names:
             self.execute(f"DROP TABLE IF EXISTS {self.q(name)}")
 
@@ -211,6 +224,7 @@ class Database:
 
     # -- migrations -------------------------------------------------------------------
     def ensure_migrations_table(self) -> None:
+        """Create ``molam_agent_migrations`` if it does not exist."""
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
             " plugin VARCHAR(64) NOT NULL,"
@@ -222,6 +236,7 @@ class Database:
         )
 
     def applied_migrations(self, plugin: str) -> dict[str, str]:
+        """file name -> sha256 of the migrations already applied for ``plugin``."""
         if MIGRATIONS_TABLE not in self.tables():
             return {}
         rows = self.query(
@@ -239,6 +254,7 @@ class Database:
         )
 
     def _run_script(self, sql: str) -> None:
+        """Run a migration file, which may hold several statements."""
         self.execute(sql)
 
     def apply_migrations(
@@ -271,9 +287,11 @@ class Database:
 
     # -- archive dumps ----------------------------------------------------------------
     def table_ddl(self, table: str) -> str:
+        """A ``CREATE TABLE`` statement that recreates ``table`` (for archives)."""
         raise NotImplementedError
 
     def iter_rows(self, table: str) -> Iterator[tuple]:
+        """Every row of ``table``, streamed."""
         cur = self.conn.cursor()
         try:
             cur.execute(f"SELECT * FROM {self.q(table)}")
@@ -291,6 +309,7 @@ class Database:
         self.execute(f"CREATE TABLE {self.q(new)}" + ddl[match.end() :])
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        """Insert rows (JSON-decoded values) into ``table``; return how many."""
         cols = ", ".join(self.q(c) for c in columns)
         marks = ", ".join([self.ph] * len(columns))
         sql = f"INSERT INTO {self.q(table)} ({cols}) VALUES ({marks})"

@@ -205,6 +205,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
         return out | extra
 
     def _pick_release(self, decision: dict[str, Any], from_v: str, force: bool) -> Release | None:
+        """The release to install: from the decision, or (``--force``) the registered releases."""
         rel = decision.get("release")
         version = decision.get("version")
         if not rel and force:
@@ -269,6 +270,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
         )
 
     def _upgrade(self, release: Release, from_v: str, start: float) -> dict[str, Any]:
+        """Steps 4 to 12 of the flow (docs/agent.md); any failure after step 6 rolls back."""
         cfg = self.cfg
         tx = uuid.uuid4().hex[:12]
         self._prepare_work_dir()
@@ -428,6 +430,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
         self.journal.step("snapshot_done")
 
     def _swap(self) -> None:
+        """Exchange the staged tree with the live one, recording both inodes first."""
         j = self.journal.data
         live = self.cfg.plugin_dir
         staging = Path(j["paths"]["staging"])
@@ -443,6 +446,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
         self.journal.step("swapped")
 
     def _migrate(self, version: str) -> None:
+        """Run the release migrations from the live tree and record the tables they created."""
         j = self.journal.data
         db = self.db()
         if db is None or not j.get("migrations"):
@@ -465,6 +469,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
         self.journal.step("migrations_done", applied_migrations=applied, created_tables=created)
 
     def _verify(self, version: str) -> None:
+        """The installed version must be the target, then the smoke test must pass."""
         installed = read_installed_version(self.cfg.plugin_dir, self.cfg.version_from)
         if Version(installed) != Version(version):
             raise VerificationError(f"installed version is {installed} after the swap, expected {version}")

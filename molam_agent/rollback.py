@@ -107,6 +107,7 @@ class RollbackMixin(AgentBase):
         return int(j.get("files_count") or count_files(live))
 
     def _drop_partial_snapshot(self, j: dict[str, Any]) -> None:
+        """Drop snapshot tables of a snapshot that never completed."""
         db = self.db()
         d = j.get("db") or {}
         if db is None:
@@ -285,6 +286,7 @@ class RollbackMixin(AgentBase):
         return out
 
     def _after_manual_rollback(self, j: dict[str, Any]) -> None:
+        """Record the restored version as current; its generation is used up."""
         gens = self._load("generations.json", [])
         self._store("generations.json", [g for g in gens if g.get("txid") != j.get("generation")])
         created_by = self._load("current.json", {}).get("created_by_version", {})
@@ -302,6 +304,7 @@ class RollbackMixin(AgentBase):
 
     # ---------------------------------------------------- manual / forced rollback --
     def _forced_rollbacks(self, installed: str) -> list[dict[str, Any]]:
+        """Perform the operator-forced rollbacks waiting for this merchant's plugin."""
         try:
             pending = self.client.pending_rollbacks(self.cfg.plugin_name, self.cfg.merchant_id)
         except ControlPlaneError as exc:
