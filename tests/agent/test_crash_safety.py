@@ -24,7 +24,9 @@ UPGRADE_POINTS = [
     "prepared",
     "backup:db-written",
     "backed_up",
+    "download:chunk",
     "downloaded",
+    "extract:done",
     "staged",
     "maintenance_on",
     "snapshot_started",
@@ -161,17 +163,29 @@ def test_kill_during_recovery_then_recover_again(mysql_host, small_release):
     assert complete["success"] is True
 
 
-@pytest.mark.parametrize("point", ["swap_started", "migrations_done", "restore:tables-renamed"])
-def test_kill_on_postgresql(tmp_path, control_plane, small_release, point):
+@pytest.mark.parametrize(
+    ("engine", "point"),
+    [
+        ("postgresql", "snapshot_started"),
+        ("postgresql", "swap_started"),
+        ("postgresql", "migrations:applied"),
+        ("postgresql", "migrations_done"),
+        ("postgresql", "restore:tables-renamed"),
+        ("sqlite", "snapshot_done"),
+        ("sqlite", "migrations_done"),
+        ("sqlite", "restore:tables-renamed"),
+    ],
+)
+def test_kill_on_postgresql_and_sqlite(tmp_path, control_plane, small_release, engine, point):
     from .conftest import _host, build_plugin
 
-    url, cleanup = create_database("postgresql", tmp_path, rows=2000)
+    url, cleanup = create_database(engine, tmp_path, rows=2000)
     try:
         host = _host(tmp_path, control_plane, url)
         build_plugin(host.plugin_dir, "3.9.0")
         health = "broken" if point.startswith("restore") else "ok"
         zip_path, _ = small_release("4.0.0", migrations=GOOD_MIGRATIONS, health=health)
-        assert _crash_and_recover(host, point, zip_path, "postgresql") == "old"
+        assert _crash_and_recover(host, point, zip_path, engine) == "old"
     finally:
         cleanup()
 

@@ -233,3 +233,23 @@ def test_human_readable_output_of_every_verb(tmp_path, capsys):
     assert "nothing to recover" in capsys.readouterr().out
     assert main(["upgrade", "--config", str(path)]) == 0
     assert "control plane unreachable" in capsys.readouterr().out
+
+
+def test_outbox_buries_a_report_whose_dependency_is_lost(tmp_path):
+    from molam_agent.api import ControlPlane
+    from molam_agent.outbox import Outbox
+
+    from .controlplane import FakeControlPlane
+
+    cp = FakeControlPlane(tmp_path)
+    try:
+        box = Outbox(tmp_path / "state", attempts=1)
+        box.enqueue("POST", "rollback/{rollback_id}/complete", {"success": True}, depends_on="never-queued")
+        box.enqueue("POST", "upgrades", {"status": "success"}, key="later-report")
+        stats = box.flush(ControlPlane(cp.api_url, "t", 2))
+        assert stats == {"sent": 1, "dead": 1, "pending": 0}
+        assert box.result("later-report")["ok"] is True
+        [dead] = (tmp_path / "state" / "outbox" / "dead").glob("*.json")
+        assert "never-queued" in dead.read_text()
+    finally:
+        cp.stop()
