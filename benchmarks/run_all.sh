@@ -2,7 +2,7 @@
 # Runs every benchmark in turn. See docs/benchmarks.md for the method and the latest figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-echo "== should-upgrade decision under load (wrk -t2 -c50, gunicorn) =="
+echo "== should-upgrade decision under load (wrk -t2 -c50, granian) =="
 bash benchmarks/should_upgrade.sh
 echo "== Sira auto-check over 1,000,000 upgrade reports and 200 active rollouts =="
 .venv/bin/python benchmarks/auto_check.py

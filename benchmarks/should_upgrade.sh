@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark: the should-upgrade decision under concurrent load through gunicorn on loopback.
+# Benchmark: the should-upgrade decision under concurrent load through the production server
+# (granian, WSGI) on loopback, with bearer-token auth, a new random merchant per request.
 # Needs PostgreSQL and Redis (started if down) and wrk (apt-get install wrk).
-# Knobs: THREADS CONNS DURATION WARMUP WORKERS WORKER_CLASS GTHREADS PORT
+# Knobs: THREADS CONNS DURATION WARMUP SERVER=granian|gunicorn WORKERS GTHREADS WORKER_CLASS PORT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2} CONNS=${CONNS:-50} DURATION=${DURATION:-20s} WARMUP=${WARMUP:-5s}
-WORKERS=${WORKERS:-3} WORKER_CLASS=${WORKER_CLASS:-gthread} GTHREADS=${GTHREADS:-4} PORT=${PORT:-8765}
+WORKERS=${WORKERS:-2} GTHREADS=${GTHREADS:-2} WORKER_CLASS=${WORKER_CLASS:-sync} PORT=${PORT:-8765}
 BIN=.venv/bin
 OUT=${OUT:-var/bench/should-upgrade-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -21,9 +22,17 @@ psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='mola
 $BIN/python manage.py migrate --noinput -v0
 TOKEN=$($BIN/python benchmarks/setup_should_upgrade.py)
 
-$BIN/gunicorn molam_upgrades.wsgi --bind "127.0.0.1:$PORT" --workers "$WORKERS" \
-  --worker-class "$WORKER_CLASS" --threads "$GTHREADS" --keep-alive 30 --log-level warning \
-  > "$OUT/gunicorn.log" 2>&1 &
+case "${SERVER:-granian}" in
+  gunicorn)  # for comparison; needs `pip install gunicorn`
+    $BIN/gunicorn molam_upgrades.wsgi --bind "127.0.0.1:$PORT" --workers "$WORKERS" \
+      --worker-class "$WORKER_CLASS" --threads "$GTHREADS" --keep-alive 30 --log-level warning \
+      > "$OUT/server.log" 2>&1 & ;;
+  granian)
+    $BIN/granian --interface wsgi --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \
+      --blocking-threads "$GTHREADS" --runtime-mode st --log-level warning --no-access-log \
+      molam_upgrades.wsgi:application > "$OUT/server.log" 2>&1 & ;;
+  *) echo "SERVER must be gunicorn or granian" >&2; exit 64 ;;
+esac
 GPID=$!
 trap 'kill $GPID 2>/dev/null; wait $GPID 2>/dev/null' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
