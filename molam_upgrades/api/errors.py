@@ -6,6 +6,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -67,6 +68,10 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
+    elif isinstance(exc, DataError):
+        # A value the database cannot store (e.g. a NUL byte) slipped past validation: still bad input.
+        logger.warning("database refused a value: %s", exc)
+        exc = exceptions.ValidationError({"non_field_errors": ["A value in the request cannot be stored."]})
 
     if isinstance(exc, exceptions.ValidationError):
         body = error_body(validation_message(exc.detail), _as_details(exc.detail))

@@ -107,6 +107,8 @@ class RolloutItemView(MolamAPIView):
         responses={200: OBJECT, **errors(401, 403, 404)},
     )
     def get(self, request, key: str):
+        if not PLUGIN_NAME_RE.match(key):
+            raise Http404(f"No active or paused rollout for {key[:64]!r}.")
         rollout = with_metrics(Rollout.objects.filter(plugin_name=key, status__in=OPEN_STATES)).first()
         if rollout is None:
             raise Http404(f"No active or paused rollout for {key}.")
