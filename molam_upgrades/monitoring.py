@@ -10,7 +10,8 @@ from __future__ import annotations
 import gzip
 import hmac
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Max
@@ -62,20 +63,57 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def sira_status(now=None) -> dict:
-    """When a Sira check last finished (any source) and whether that is recent enough."""
+@dataclass(frozen=True)
+class SiraFreshness:
+    """When a Sira check last finished (any source), and whether that is recent enough.
+
+    The one staleness rule, shared by ``/readyz`` and the rollout-control page.
+    """
+
+    last_run: datetime | None
+    age_seconds: int | None
+    max_age_seconds: int
+
+    @property
+    def ok(self) -> bool:
+        return self.age_seconds is not None and self.age_seconds <= self.max_age_seconds
+
+    @property
+    def stale(self) -> bool:
+        return not self.ok
+
+    @property
+    def minutes_ago(self) -> int | None:
+        return self.age_seconds // 60 if self.age_seconds is not None else None
+
+    @property
+    def max_age_minutes(self) -> int:
+        return self.max_age_seconds // 60
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "last_run_at": self.last_run.isoformat() if self.last_run else None,
+            "age_seconds": self.age_seconds,
+            "max_age_seconds": self.max_age_seconds,
+        }
+
+
+def sira_freshness(now=None) -> SiraFreshness:
     from rollouts.models import AutoCheckRun
 
     now = now or timezone.now()
     last = AutoCheckRun.objects.filter(finished_at__isnull=False).aggregate(last=Max("finished_at"))["last"]
-    max_age = sira_max_age()
-    age = (now - last).total_seconds() if last else None
-    return {
-        "ok": last is not None and age <= max_age.total_seconds(),
-        "last_run_at": last.isoformat() if last else None,
-        "age_seconds": round(age) if age is not None else None,
-        "max_age_seconds": int(max_age.total_seconds()),
-    }
+    return SiraFreshness(
+        last_run=last,
+        age_seconds=round((now - last).total_seconds()) if last else None,
+        max_age_seconds=int(sira_max_age().total_seconds()),
+    )
+
+
+def sira_status(now=None) -> dict:
+    """``sira_freshness`` as JSON (the ``sira`` object of ``/readyz``)."""
+    return sira_freshness(now).as_dict()
 
 
 def _ago(seconds: int) -> str:

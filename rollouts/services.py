@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.exceptions import NotFound
 
 from molam_upgrades.alerts import raise_alert
 from molam_upgrades.api.errors import Conflict
@@ -151,11 +152,23 @@ def change_rollout(
     percentage: Decimal | None = None,
     status: str | None = None,
     reason: str | None = None,
+    expected_percentage: Decimal | None = None,
 ) -> Rollout:
-    """Change a rollout's percentage and/or status atomically (allowed moves only, 409 else)."""
+    """Change a rollout's percentage and/or status atomically (allowed moves only, 409 else).
+
+    ``expected_percentage`` is what the caller last saw: when the rollout has moved since, the
+    change is refused (409) rather than applied on top, checked under the row lock.
+    """
     with transaction.atomic():
-        rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
+        rollout = Rollout.objects.select_for_update().filter(pk=rollout_id).first()
+        if rollout is None:
+            raise NotFound(f"No rollout with id {rollout_id}.")
         before = rollout.snapshot()
+        if expected_percentage is not None and Decimal(expected_percentage) != rollout.rollout_percentage:
+            raise Conflict(
+                f"the percentage changed to {rollout.rollout_percentage.normalize():f} % since this page "
+                "was loaded; nothing was changed, check it and try again."
+            )
         if percentage is not None:
             if not rollout.is_open:
                 raise Conflict(

@@ -8,28 +8,24 @@ message. A move the rollout's state does not allow (a 409 in the API) becomes an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from rest_framework.exceptions import APIException
 
 from molam_upgrades.models import Alert
+from molam_upgrades.monitoring import sira_freshness
 from molam_upgrades.web import OpsPageMixin
 
 from . import services
 from .choices import OPEN_STATES, TERMINAL_STATES
 from .forms import PauseForm, PercentageForm, RolloutCreateForm
 from .metrics import error_rate, with_metrics
-from .models import AutoCheckRun, Release, Rollout
+from .models import Release, Rollout
 
-# Beat runs the Sira check every 5 minutes; three missed runs means the scheduler is down.
-SIRA_STALE_AFTER = timedelta(minutes=15)
 HUNDRED = Decimal("100")
 
 
@@ -94,17 +90,6 @@ def steps_for(percentage: Decimal) -> list[Step]:
     return steps
 
 
-def sira_status(now=None) -> dict[str, Any]:
-    """When the Sira check last ran, and whether that is too long ago."""
-    now = now or timezone.now()
-    last = AutoCheckRun.objects.order_by("-started_at").only("started_at", "source", "paused_count").first()
-    return {
-        "last_run": last,
-        "stale": last is None or now - last.started_at > SIRA_STALE_AFTER,
-        "minutes_ago": int((now - last.started_at).total_seconds() // 60) if last else None,
-    }
-
-
 class RolloutControlView(OpsPageMixin):
     """``/ops/rollout-control``: GET shows the page, POST starts a rollout."""
 
@@ -157,7 +142,7 @@ class RolloutControlView(OpsPageMixin):
             cards=cards,
             finished=finished,
             alerts=list(Alert.objects.order_by("-created_at")[:8]),
-            sira=sira_status(),
+            sira=sira_freshness(),
             form=form,
             known_plugins=known_plugins,
             known_releases=releases,
@@ -195,14 +180,12 @@ class RolloutActionView(OpsPageMixin):
         form = PercentageForm(self.request.POST)
         if not form.is_valid():
             raise _Refused(" ".join(e for errors in form.errors.values() for e in errors))
-        current = Rollout.objects.values_list("rollout_percentage", flat=True).get(pk=rollout.pk)
-        expected = form.expected_value
-        if expected is not None and expected != current:
-            raise _Refused(
-                f"the percentage changed to {current.normalize():f} % since this page was loaded; "
-                "nothing was changed, check it and try again."
-            )
-        updated = services.change_rollout(rollout.pk, actor=self.actor, percentage=form.percentage_value)
+        updated = services.change_rollout(
+            rollout.pk,
+            actor=self.actor,
+            percentage=form.percentage_value,
+            expected_percentage=form.expected_value,
+        )
         return f"{label} now reaches {updated.rollout_percentage.normalize():f} % of merchants."
 
     def do_pause(self, rollout: Rollout, label: str) -> str:

@@ -137,7 +137,6 @@ class RolloutPauseView(MolamAPIView):
 
     @extend_schema(request=PauseSerializer, responses={200: OBJECT, **errors(400, 401, 403, 404, 409)})
     def post(self, request, rollout_id: int):
-        _rollout_id(str(rollout_id))
         data = self.validated(PauseSerializer, request.data if request.data else {})
         rollout = services.pause_rollout(
             rollout_id, actor=self.principal.actor, reason=data.get("reason") or None
@@ -150,7 +149,6 @@ class RolloutResumeView(MolamAPIView):
 
     @extend_schema(request=None, responses={200: OBJECT, **errors(401, 403, 404, 409)})
     def post(self, request, rollout_id: int):
-        _rollout_id(str(rollout_id))
         rollout = services.resume_rollout(rollout_id, actor=self.principal.actor)
         return Response({"ok": True, "rollout": rollout_data(rollout)})
 
@@ -194,10 +192,7 @@ class ShouldUpgradeView(MolamAPIView):
 
 
 def _rollout_id(key: str) -> int:
-    """PATCH/pause/resume address a rollout by its numeric id."""
+    """PATCH addresses a rollout by its numeric id (the same path GETs by plugin name)."""
     if not key.isdigit() or len(key) > 18:
         raise Http404(f"No rollout with id {key}.")
-    rollout_id = int(key)
-    if not Rollout.objects.filter(pk=rollout_id).exists():
-        raise Http404(f"No rollout with id {key}.")
-    return rollout_id
+    return int(key)
