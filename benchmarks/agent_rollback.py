@@ -21,17 +21,14 @@ table and option rows. Needs MariaDB (default ``mysql://root@127.0.0.1:3306``).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import math
-import random
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,76 +39,18 @@ from molam_agent.engine import Agent  # noqa: E402
 from molam_agent.fsutil import count_files, tree_size  # noqa: E402
 from molam_agent.release import Release  # noqa: E402
 from molam_agent.smoke import run_smoke_test  # noqa: E402
+from tests.agent.builders import (  # noqa: E402  (the same fixture the agent tests use)
+    BROKEN_MIGRATIONS,
+    MYSQL_SEED,
+    WOO_BYTES,
+    WOO_FILES,
+    WOO_ROWS,
+    build_plugin,
+    make_release,
+)
 
-FILES = 5000
-BYTES = 60 << 20
-ROWS = 100_000
 TABLES = ["wp_molam_orders", "wp_molam_settings"]
 SMOKE = "grep -qx ok health"  # runs in the plugin dir: as cheap as a smoke test gets
-
-SEED_SQL = f"""
-CREATE TABLE wp_molam_orders (
-  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  order_ref VARCHAR(32) NOT NULL, amount DECIMAL(12,2) NOT NULL, currency CHAR(3) NOT NULL,
-  status VARCHAR(16) NOT NULL, created_at DATETIME NOT NULL, payload TEXT,
-  KEY idx_status (status)) ENGINE=InnoDB;
-INSERT INTO wp_molam_orders (order_ref, amount, currency, status, created_at, payload)
-  SELECT CONCAT('MF-', seq), (seq % 100000) / 100, 'XOF', ELT(1 + seq % 3, 'paid', 'pending', 'refunded'),
-         '2024-01-01' + INTERVAL seq SECOND, REPEAT('x', 40) FROM seq_1_to_{ROWS};
-CREATE TABLE wp_molam_settings (name VARCHAR(64) PRIMARY KEY, value TEXT) ENGINE=InnoDB;
-INSERT INTO wp_molam_settings VALUES ('schema', '3'), ('mode', 'live');
-CREATE TABLE wp_options (
-  option_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  option_name VARCHAR(191) NOT NULL UNIQUE, option_value LONGTEXT NOT NULL,
-  autoload VARCHAR(20) NOT NULL DEFAULT 'yes') ENGINE=InnoDB;
-INSERT INTO wp_options (option_name, option_value) VALUES
-  ('siteurl', 'https://shop.example'), ('molam_api_key', 'pk_live_1'), ('molam_mode', 'live');
-"""
-MIGRATIONS = {
-    "001_fee_column.sql": "ALTER TABLE wp_molam_orders ADD COLUMN fee_amount DECIMAL(12,2) NOT NULL DEFAULT 0;\n",
-    "002_refunds.sql": "CREATE TABLE wp_molam_refunds (id BIGINT PRIMARY KEY, order_id BIGINT);\n",
-    "003_broken.sql": "ALTER TABLE wp_molam_missing ADD COLUMN x INT;\n",
-}
-
-
-def header(version: str) -> bytes:
-    return f"<?php\n/**\n * Plugin Name: Molam Form\n * Version: {version}\n */\n".encode()
-
-
-def build_plugin(root: Path) -> None:
-    """~5,000 files, ~60 MB: PHP/JS/CSS/translations and some binary assets."""
-    rng = random.Random(7)
-    root.mkdir(parents=True)
-    (root / "molam-form.php").write_bytes(header("3.9.0"))
-    (root / "health").write_text("ok\n")
-    kinds = [
-        ("includes", ".php"),
-        ("assets/js", ".js"),
-        ("assets/css", ".css"),
-        ("languages", ".po"),
-        ("assets/img", ".png"),
-    ]
-    avg = BYTES // FILES
-    line = b"function molam_checkout($order) { return $this->gateway->process($order); }\n"
-    for i in range(FILES - 2):
-        sub, ext = kinds[i % len(kinds)]
-        d = root / sub / f"g{i // 250:02d}"
-        d.mkdir(parents=True, exist_ok=True)
-        size = int(avg * rng.uniform(0.3, 1.7))
-        data = rng.randbytes(size) if ext == ".png" else (line * (size // len(line) + 1))[:size]
-        (d / f"file_{i:05d}{ext}").write_bytes(data)
-
-
-def build_release(base: Path, dest: Path) -> str:
-    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for path in sorted(base.rglob("*")):
-            rel = path.relative_to(base).as_posix()
-            if path.is_file() and rel != "molam-form.php":
-                zf.write(path, f"molam-form/{rel}")
-        zf.writestr("molam-form/molam-form.php", header("4.0.0"))
-        for name, sql in MIGRATIONS.items():
-            zf.writestr(f"molam-form/migrations/{name}", sql)
-    return hashlib.sha256(dest.read_bytes()).hexdigest()
 
 
 def pct(values: list[float], q: float) -> float:
@@ -136,14 +75,15 @@ def main() -> int:
     try:
         plugins = work / "wp-content" / "plugins"
         plugin_dir = plugins / "molam-form"
-        build_plugin(plugin_dir)
+        build_plugin(plugin_dir, "3.9.0", files=WOO_FILES, total_bytes=WOO_BYTES, seed=7)
         zip_path = work / "molam-form-4.0.0.zip"
-        sha = build_release(plugin_dir, zip_path)
+        # Third migration fails after the first two changed the tables: a half-migrated database.
+        sha = make_release(zip_path, plugin_dir, "4.0.0", migrations=BROKEN_MIGRATIONS)
         with connect(db_url) as db:
-            db._run_script(SEED_SQL)
+            db._run_script(MYSQL_SEED.format(rows=WOO_ROWS))
         print(
             f"fixture: {count_files(plugin_dir)} files, {tree_size(plugin_dir) / (1 << 20):.1f} MiB; "
-            f"wp_molam_orders {ROWS:,} rows; MariaDB {admin.query('SELECT VERSION()')[0][0]}"
+            f"wp_molam_orders {WOO_ROWS:,} rows; MariaDB {admin.query('SELECT VERSION()')[0][0]}"
         )
         cfg = Config(
             api_url="http://127.0.0.1:9/api/plugins/",  # nothing listens: reports stay queued
@@ -170,7 +110,7 @@ def main() -> int:
             with agent.locked():
                 out = agent._upgrade(release, "3.9.0", time.monotonic())
                 assert out["rollback_status"] == "success", out
-                assert out["files_restored"] >= FILES and out["db_restored"], out
+                assert out["files_restored"] >= WOO_FILES and out["db_restored"], out
                 swap.append(out["rollback_seconds"] * 1000)
                 for name, ms in (out.get("rollback_breakdown_ms") or {}).items():
                     parts.setdefault(name, []).append(ms)
@@ -200,7 +140,7 @@ def main() -> int:
                 print(f"  copy restore run {i + 1:2d}: {copy[-1]:7.1f} ms", flush=True)
 
         print()
-        print(f"rollback of {ROWS:,} rows + {FILES:,} files, {args.runs} runs each (ms)")
+        print(f"rollback of {WOO_ROWS:,} rows + {WOO_FILES:,} files, {args.runs} runs each (ms)")
         print(f"{'method':<28}{'median':>10}{'p95':>10}{'min':>10}{'max':>10}")
         for name, values in (("swap rollback (agent)", swap), ("copy restore (baseline)", copy)):
             print(
