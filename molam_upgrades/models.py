@@ -270,7 +270,3 @@ class Alert(models.Model):
                 "custom_details": self.custom_details,
             },
         }
-
-
-def new_uuid() -> uuid.UUID:
-    return uuid.uuid4()

@@ -185,7 +185,7 @@ def _run_and_undo(run) -> tuple[object, dict]:
     return undone.value.outcome
 
 
-def test_python_and_sql_auto_pause_give_the_same_result(django_capture_on_commit_callbacks):
+def test_python_and_sql_auto_pause_give_the_same_result():
     expected = _fleet()
     py_result, py_outcome = _run_and_undo(
         lambda: [p.plugin_name for p in auto_pause_failing_rollouts(source="command")]
