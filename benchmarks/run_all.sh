@@ -6,6 +6,8 @@ echo "== should-upgrade decision under load (wrk -t2 -c50, granian) =="
 bash benchmarks/should_upgrade.sh
 echo "== Sira auto-check over 1,000,000 upgrade reports and 200 active rollouts =="
 .venv/bin/python benchmarks/auto_check.py
+echo "== ops reads over 100 k and 10 M upgrade reports, 1,000 rollouts, 1 M rollbacks =="
+.venv/bin/python benchmarks/scale.py
 if [ -f benchmarks/agent_rollback.py ]; then
   echo "== agent rollback on a WooCommerce-sized plugin with MariaDB =="
   .venv/bin/python benchmarks/agent_rollback.py
