@@ -7,7 +7,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from molam_upgrades.api.errors import Conflict
+from molam_upgrades.exceptions import InvalidTransition
 
 from .choices import FINAL_STATES, BackupStatus
 from .models import PluginBackup
@@ -27,9 +27,9 @@ def update_backup(backup: PluginBackup, **changes) -> PluginBackup:
         locked = PluginBackup.objects.select_for_update().get(pk=backup.pk)
         new_status = changes.get("backup_status")
         if locked.backup_status in FINAL_STATES and changes:
-            raise Conflict(f"A {locked.backup_status} backup cannot be changed.")
+            raise InvalidTransition(f"A {locked.backup_status} backup cannot be changed.")
         if new_status == BackupStatus.PENDING and locked.backup_status != BackupStatus.PENDING:
-            raise Conflict(f"A {locked.backup_status} backup cannot go back to pending.")
+            raise InvalidTransition(f"A {locked.backup_status} backup cannot go back to pending.")
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.save()

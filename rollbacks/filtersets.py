@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
-from molam_upgrades.filters import StrictBooleanFilter
+from molam_upgrades.api.fields import BooleanQueryFilter
 
 from .choices import RollbackTrigger
 from .models import RollbackHistory
@@ -13,9 +13,9 @@ from .models import RollbackHistory
 class RollbackHistoryFilterSet(django_filters.FilterSet):
     merchant_id = django_filters.UUIDFilter()
     plugin_name = django_filters.CharFilter()
-    success = StrictBooleanFilter()
+    success = BooleanQueryFilter()
     trigger = django_filters.ChoiceFilter(field_name="rollback_trigger", choices=RollbackTrigger.choices)
-    sira_triggered = StrictBooleanFilter()
+    sira_triggered = BooleanQueryFilter()
 
     class Meta:
         model = RollbackHistory

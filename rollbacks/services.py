@@ -11,8 +11,8 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from molam_upgrades.alerts import raise_alert
-from molam_upgrades.api.errors import Conflict
 from molam_upgrades.choices import AlertSeverity
+from molam_upgrades.exceptions import Conflict, InvalidTransition
 from molam_upgrades.models import AuditEntry
 
 from .choices import RollbackStatus, RollbackTrigger, UpgradeStatus
@@ -162,7 +162,7 @@ def complete_rollback(
     with transaction.atomic():
         locked = RollbackHistory.objects.select_for_update().get(pk=rollback.pk)
         if locked.completed_at is not None:
-            raise Conflict("This rollback was already completed.")
+            raise InvalidTransition("This rollback was already completed.")
         locked.success = success
         locked.duration_ms = duration_ms
         locked.files_restored = files_restored

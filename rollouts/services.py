@@ -14,11 +14,10 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound
 
 from molam_upgrades.alerts import raise_alert
-from molam_upgrades.api.errors import Conflict
 from molam_upgrades.choices import AlertSeverity
+from molam_upgrades.exceptions import Conflict, InvalidTransition, NotFound
 from molam_upgrades.models import AuditEntry
 from rollbacks.choices import RollbackTrigger
 from rollbacks.models import RollbackHistory
@@ -119,8 +118,8 @@ def _apply_status(
 ) -> None:
     if status not in TRANSITIONS[rollout.status]:
         if status == rollout.status:
-            raise Conflict(f"Rollout {rollout.pk} is already {status}.")
-        raise Conflict(f"Rollout {rollout.pk} cannot move from {rollout.status} to {status}.")
+            raise InvalidTransition(f"Rollout {rollout.pk} is already {status}.")
+        raise InvalidTransition(f"Rollout {rollout.pk} cannot move from {rollout.status} to {status}.")
     now = timezone.now()
     rollout.status = status
     if status == RolloutStatus.PAUSED:

@@ -5,6 +5,7 @@ import re
 from rest_framework import serializers
 
 from molam_upgrades.api.fields import PluginNameField, StrictIntegerField, StrictUUIDField, VersionField
+from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
 from ..choices import BackupStatus
 from ..models import PluginBackup
@@ -59,18 +60,26 @@ class BackupUpdateSerializer(serializers.Serializer):
         return attrs
 
 
-def backup_data(backup: PluginBackup) -> dict:
-    return {
-        "backup_id": str(backup.backup_id),
-        "merchant_id": str(backup.merchant_id),
-        "plugin_name": backup.plugin_name,
-        "version": backup.version,
-        "backup_path": backup.backup_path,
-        "db_snapshot_name": backup.db_snapshot_name,
-        "backup_size_bytes": backup.backup_size_bytes,
-        "sha256": backup.sha256,
-        "backup_status": backup.backup_status,
-        "created_at": backup.created_at.isoformat(),
-        "updated_at": backup.updated_at.isoformat() if backup.updated_at else None,
-        "expires_at": backup.expires_at.isoformat(),
-    }
+class BackupSerializer(OutputModelSerializer):
+    """A backup as the API shows it."""
+
+    class Meta:
+        model = PluginBackup
+        fields = [
+            "backup_id",
+            "merchant_id",
+            "plugin_name",
+            "version",
+            "backup_path",
+            "db_snapshot_name",
+            "backup_size_bytes",
+            "sha256",
+            "backup_status",
+            "created_at",
+            "updated_at",
+            "expires_at",
+        ]
+
+
+BackupResponse = envelope("BackupResponse", backup=BackupSerializer())
+BackupDetailResponse = envelope("BackupDetailResponse", ok=None, backup=BackupSerializer())

@@ -1,11 +1,12 @@
+"""The seed's backup paths: POST backup, GET/PATCH backup/<uuid>, GET backups."""
+
 from __future__ import annotations
 
-from django.urls import path
+from molam_upgrades.api.viewsets import SeedRouter
 
-from . import views
+from .views import BackupViewSet
 
-urlpatterns = [
-    path("backup", views.BackupCreateView.as_view(), name="backup-create"),
-    path("backups", views.BackupListView.as_view(), name="backup-list"),
-    path("backup/<uuid:backup_id>", views.BackupDetailView.as_view(), name="backup-detail"),
-]
+router = SeedRouter()
+router.register("backup", BackupViewSet, basename="api-backup", actions={"create", "retrieve", "partial_update"})
+router.register("backups", BackupViewSet, basename="api-backups", actions={"list"})
+urlpatterns = router.urls

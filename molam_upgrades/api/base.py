@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..auth import Principal
+from ..exceptions import Conflict
 from ..models import IdempotencyRecord
-from .errors import Conflict
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 

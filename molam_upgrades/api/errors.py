@@ -1,4 +1,9 @@
-"""One error format for the whole API: ``{"ok": false, "error": "...", "details": {...}}``."""
+"""One error format for the whole API: ``{"ok": false, "error": "...", "details": {...}}``.
+
+``exception_handler`` is the one place errors become HTTP: domain errors raised by services
+(``molam_upgrades.exceptions``), DRF's own (validation, authentication, throttling) and the few
+Django ones that can escape a view.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,9 @@ from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from ..exceptions import DomainError
+
 logger = logging.getLogger("molam.api")
-
-
-class Conflict(exceptions.APIException):
-    """409: the request is valid but the object's state does not allow it."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -62,6 +61,8 @@ def _as_details(detail) -> dict:
 
 def exception_handler(exc, context):
     """DRF exception handler producing the project's error format; never an HTML page."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) if str(exc) else "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):

@@ -1,7 +1,10 @@
-"""Serializer fields for the identifiers of SPEC.md."""
+"""The project's fields, in one module: serializer fields for bodies and responses, and the
+query-string filter fields the API and the dashboards share."""
 
 from __future__ import annotations
 
+import django_filters
+from django import forms
 from rest_framework import serializers
 
 from ..versions import PLUGIN_NAME_RE, VERSION_MAX_LENGTH, is_valid_version
@@ -79,3 +82,37 @@ class StrictUUIDField(serializers.UUIDField):
         if not isinstance(data, str):
             self.fail("invalid", value=data)
         return super().to_internal_value(data)
+
+
+class IsoDateTimeField(serializers.DateTimeField):
+    """Output as ``datetime.isoformat()`` (``…+00:00``), the format the API has always sent."""
+
+    def to_representation(self, value):
+        return value.isoformat() if value else None
+
+
+# --- query-string filters (django-filter), shared by the API and the dashboards ----------------
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+class BooleanQueryField(forms.Field):
+    """true/false (also 1/0, yes/no) in a query string; anything else is an error, not "no filter".
+
+    Bodies are stricter (``StrictBooleanField``: JSON true/false only): a query string has no types.
+    """
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise forms.ValidationError("Use true or false.", code="invalid")
+
+
+class BooleanQueryFilter(django_filters.BooleanFilter):
+    field_class = BooleanQueryField

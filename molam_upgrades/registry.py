@@ -1,0 +1,111 @@
+"""What each app contributes to the core: API routes, metrics, readiness checks, demo data.
+
+The core (``molam_upgrades``) imports no app. Each app fills this registry from its
+``AppConfig.ready()``; ``/metrics``, ``/readyz``, ``seed_demo`` and the API URLconf read it::
+
+    # rollouts/apps.py
+    def ready(self):
+        from molam_upgrades import registry
+        from . import monitoring, demo
+
+        registry.register_api_urls("rollouts.api.urls")
+        registry.register_metrics("rollouts", read=monitoring.read, collect=monitoring.collect)
+        registry.register_readiness_check("sira", monitoring.sira_check)
+        registry.register_demo_data("rollouts", demo.seed, order=20)
+
+Registering the same name twice replaces the entry (``ready()`` may run more than once in tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from prometheus_client.core import Metric
+
+
+@dataclass(frozen=True)
+class MetricsSource:
+    """One app's metrics.
+
+    ``read(now)`` runs the app's aggregate queries and returns plain, picklable data (it is
+    cached in the shared cache between scrapes); ``collect(data)`` turns that data into
+    Prometheus metric families, without touching the database.
+    """
+
+    name: str
+    read: Callable[[datetime], Any]
+    collect: Callable[[Any], list[Metric]]
+
+
+@dataclass(frozen=True)
+class ReadinessResult:
+    """``message`` is ``"ok"`` when ready; ``body`` (optional) is published under ``body_key``."""
+
+    message: str
+    body: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.message == "ok"
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """A check ``/readyz`` runs after the database answered. ``check()`` returns a ReadinessResult."""
+
+    name: str
+    check: Callable[[], ReadinessResult]
+    body_key: str | None = None
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """``seed(stdout)`` writes the app's demo rows, idempotently; lower ``order`` runs first."""
+
+    name: str
+    seed: Callable[[Any], None]
+    order: int = 50
+
+
+_api_urls: dict[str, str] = {}
+_metrics: dict[str, MetricsSource] = {}
+_readiness: dict[str, ReadinessCheck] = {}
+_demo: dict[str, DemoData] = {}
+
+
+def register_api_urls(module: str) -> None:
+    """An URLconf module mounted under ``/api/plugins/`` (its router's ``urlpatterns``)."""
+    _api_urls[module] = module
+
+
+def register_metrics(name: str, *, read: Callable[[datetime], Any], collect: Callable[[Any], list[Metric]]) -> None:
+    _metrics[name] = MetricsSource(name, read, collect)
+
+
+def register_readiness_check(
+    name: str, check: Callable[[], ReadinessResult], *, body_key: str | None = None
+) -> None:
+    _readiness[name] = ReadinessCheck(name, check, body_key)
+
+
+def register_demo_data(name: str, seed: Callable[[Any], None], *, order: int = 50) -> None:
+    _demo[name] = DemoData(name, seed, order)
+
+
+def api_url_modules() -> list[str]:
+    return list(_api_urls)
+
+
+def metrics_sources() -> list[MetricsSource]:
+    return list(_metrics.values())
+
+
+def readiness_checks() -> list[ReadinessCheck]:
+    return list(_readiness.values())
+
+
+def demo_data() -> list[DemoData]:
+    return sorted(_demo.values(), key=lambda item: (item.order, item.name))
