@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class PlansConfig(AppConfig):
+    """Staged rollout plans: templates, stages with health gates, schedule windows, dry-run."""
+
+    name = "plans"
+    verbose_name = "Rollout plans"
+    default_auto_field = "django.db.models.BigAutoField"
