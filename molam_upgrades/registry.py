@@ -8,7 +8,8 @@ The core (``molam_upgrades``) imports no app. Each app fills this registry from 
         from molam_upgrades import registry
         from . import monitoring, demo
 
-        registry.register_api_urls("rollouts.api.urls")
+        registry.register_api_urls("rollouts.api.urls")      # mounted under /api/plugins/
+        registry.register_page_urls("rollouts.urls")         # mounted under /ops/
         registry.register_metrics("rollouts", read=monitoring.read, collect=monitoring.collect)
         registry.register_readiness_check("sira", monitoring.sira_check)
         registry.register_demo_data("rollouts", demo.seed, order=20)
@@ -71,6 +72,7 @@ class DemoData:
 
 
 _api_urls: dict[str, str] = {}
+_page_urls: dict[str, str] = {}
 _metrics: dict[str, MetricsSource] = {}
 _readiness: dict[str, ReadinessCheck] = {}
 _demo: dict[str, DemoData] = {}
@@ -79,6 +81,11 @@ _demo: dict[str, DemoData] = {}
 def register_api_urls(module: str) -> None:
     """An URLconf module mounted under ``/api/plugins/`` (its router's ``urlpatterns``)."""
     _api_urls[module] = module
+
+
+def register_page_urls(module: str) -> None:
+    """An URLconf module of server-rendered pages, mounted under ``/ops/``."""
+    _page_urls[module] = module
 
 
 def register_metrics(name: str, *, read: Callable[[datetime], Any], collect: Callable[[Any], list[Metric]]) -> None:
@@ -97,6 +104,10 @@ def register_demo_data(name: str, seed: Callable[[Any], None], *, order: int = 5
 
 def api_url_modules() -> list[str]:
     return list(_api_urls)
+
+
+def page_url_modules() -> list[str]:
+    return list(_page_urls)
 
 
 def metrics_sources() -> list[MetricsSource]:

@@ -6,14 +6,12 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from . import registry
 from .api import errors
 from .views import healthz
 
-api_patterns = [
-    path("", include("rollbacks.api.urls")),
-    path("", include("backups.api.urls")),
-    path("", include("rollouts.api.urls")),
-]
+# Each app registers its router's URLconf in AppConfig.ready() (molam_upgrades.registry).
+api_patterns = [path("", include(module)) for module in registry.api_url_modules()]
 
 urlpatterns = [
     path("api/plugins/", include(api_patterns)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from . import registry
 from .web import HomeView
 
 urlpatterns = [
@@ -18,6 +19,6 @@ urlpatterns = [
     ),
     # Django's LogoutView only accepts POST, so a link or a prefetch cannot sign anyone out.
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("ops/", include("rollbacks.urls")),
-    path("ops/", include("rollouts.urls")),
+    # Each app's pages, registered in its AppConfig.ready() (molam_upgrades.registry).
+    *(path("ops/", include(module)) for module in registry.page_url_modules()),
 ]

@@ -6,3 +6,9 @@ from django.apps import AppConfig
 class RollbacksConfig(AppConfig):
     name = "rollbacks"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from molam_upgrades import registry
+
+        registry.register_api_urls("rollbacks.api.urls")
+        registry.register_page_urls("rollbacks.urls")

@@ -6,3 +6,9 @@ from django.apps import AppConfig
 class RolloutsConfig(AppConfig):
     name = "rollouts"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from molam_upgrades import registry
+
+        registry.register_api_urls("rollouts.api.urls")
+        registry.register_page_urls("rollouts.urls")
