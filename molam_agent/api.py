@@ -1,4 +1,8 @@
-"""A small client for the control plane's REST API (``/api/plugins/``), on urllib only."""
+"""A small client for the control plane's REST API (``/api/plugins/``), on urllib only.
+
+Requests go through ``transport.urlopen``: https except for loopback hosts, and the bearer
+token is never carried across a redirect to another origin.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from . import __version__
+from . import __version__, transport
 from .errors import ControlPlaneError
 
 USER_AGENT = f"molam-agent/{__version__}"
@@ -18,7 +22,9 @@ class ControlPlane:
     """Talks JSON to the control plane with a bearer token."""
 
     def __init__(self, base_url: str, token: str, timeout_s: float = 10.0) -> None:
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.base_url = transport.require_secure_url(
+            base_url if base_url.endswith("/") else base_url + "/", "control_plane.url"
+        )
         self.token = token
         self.timeout_s = timeout_s
 
@@ -55,7 +61,7 @@ class ControlPlane:
             headers["Idempotency-Key"] = idempotency_key
         req = urllib.request.Request(self.url(path, query), data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            with transport.urlopen(req, timeout=self.timeout_s) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             payload = _decode(exc.read())

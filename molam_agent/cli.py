@@ -1,11 +1,11 @@
 """``molam-agent``: the command line.
 
-    molam-agent upgrade [--force] [--dry-run] [--config FILE] [--json]
-    molam-agent rollback --to VERSION [--config FILE] [--json]
-    molam-agent recover | status | prune [--config FILE] [--json]
+    molam-agent upgrade [--force] [--dry-run] [--config FILE] [--json] [-v]
+    molam-agent rollback --to VERSION [--config FILE] [--json] [-v]
+    molam-agent recover | status | prune [--config FILE] [--json] [-v]
+    molam-agent --version
 
-Exit codes: 0 success, skipped or dry run; 1 the upgrade failed and the plugin was rolled
-back (or never touched); 2 the rollback itself failed; 64 bad usage or configuration.
+Exit codes are listed in ``EXIT_CODES`` (shown by ``--help``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import sys
 from typing import Any
 
+from . import __version__
 from .config import load_config
 from .engine import Agent, result
 from .errors import (
@@ -28,7 +29,16 @@ from .errors import (
     LockedError,
     UsageError,
 )
+from .release import UNSIGNED_WARNING
 from .versions import is_valid
+
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK:<3} success, skipped (nothing to do, control plane unreachable, another run
+      in progress) or dry run
+  {EXIT_FAILED:<3} the upgrade failed: the plugin was rolled back, or never touched
+  {EXIT_ROLLBACK_FAILED:<3} the rollback itself failed: an operator must act (see the alert)
+  {EXIT_USAGE:<3} bad usage or configuration (no config file, missing key, refused URL)
+"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,19 +56,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="TOML config (default: $MOLAM_AGENT_CONFIG or /etc/molam-agent/agent.toml)",
     )
     common.add_argument("--json", action="store_true", help="print one JSON result object on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="log every step on stderr")
-    parser = _Parser(
-        prog="molam-agent", description="Safe upgrades with automatic rollback for Molam payment plugins."
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="log every step, with progress lines, on stderr"
     )
+    parser = _Parser(
+        prog="molam-agent",
+        description="Safe upgrades with automatic rollback for Molam payment plugins.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"molam-agent {__version__}")
     sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    up = sub.add_parser("upgrade", parents=[common], help="upgrade when the rollout selects this merchant")
+
+    def verb(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            parents=[common],
+            help=text,
+            description=text,
+            epilog=EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    up = verb("upgrade", "upgrade when the rollout selects this merchant")
     up.add_argument("--force", action="store_true", help="upgrade even if not selected, or on hold")
     up.add_argument("--dry-run", action="store_true", help="verify and show the plan; change nothing")
-    rb = sub.add_parser("rollback", parents=[common], help="restore a kept version (trigger: manual)")
+    rb = verb("rollback", "restore a kept version (trigger: manual)")
     rb.add_argument("--to", required=True, metavar="VERSION")
-    sub.add_parser("recover", parents=[common], help="finish or undo an interrupted operation")
-    sub.add_parser("status", parents=[common], help="show installed version, kept versions, queue")
-    sub.add_parser("prune", parents=[common], help="delete backups past retention_days")
+    verb("recover", "finish or undo an interrupted operation")
+    verb("status", "show installed version, kept versions, queue")
+    verb("prune", "delete backups past retention_days")
     return parser
 
 
@@ -82,7 +109,7 @@ def _print(out: dict[str, Any], as_json: bool) -> None:
     for key, value in out.items():
         if key in ("status", "from_version", "to_version") or value in (None, "", [], {}):
             continue
-        shown = value if isinstance(value, str | int | float | bool) else json.dumps(value, default=str)
+        shown = value if isinstance(value, (str, int, float, bool)) else json.dumps(value, default=str)
         print(f"  {key}: {shown}")
 
 
@@ -98,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "rollback" and not is_valid(args.to):
             raise UsageError(f"--to {args.to!r} is not a version")
         cfg = load_config(args.config)
+        if cfg.allow_unsigned and not cfg.public_key:
+            logging.getLogger("molam_agent").warning(UNSIGNED_WARNING)
         agent = Agent(cfg)
         with agent.locked():
             if args.verb == "upgrade":

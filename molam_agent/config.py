@@ -12,17 +12,24 @@ import base64
 import json
 import os
 import re
-import tomllib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .transport import url_refusal
+
+try:
+    import tomllib  # novermin (3.11+; tomli below on 3.9 and 3.10)
+except ModuleNotFoundError:  # Python 3.9 and 3.10: the same parser, published as tomli
+    import tomli as tomllib
 
 DEFAULT_CONFIG_PATH = "/etc/molam-agent/agent.toml"
 CONFIG_ENV = "MOLAM_AGENT_CONFIG"
 _PLUGIN_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 _TABLE_RE = re.compile(r"^[A-Za-z0-9_$]{1,60}$")
 
 # section -> key -> type. The types drive env-var parsing; unknown keys in the file are errors
@@ -38,7 +45,16 @@ SCHEMA: dict[str, dict[str, str]] = {
         "timeout_s": "float",
     },
     "plugin": {"name": "str", "dir": "str", "version_from": "str"},
-    "database": {"url": "str", "tables": "list", "options": "dict"},
+    "database": {
+        "url": "str",
+        "tables": "list",
+        "options": "dict",
+        "site_id": "str",
+        "allow_snapshot": "bool",
+        "lock_timeout_s": "float",
+        "lock_retries": "int",
+        "long_transaction_s": "float",
+    },
     "smoke_test": {"command": "str", "url": "str", "timeout_s": "float"},
     "storage": {
         "state_dir": "str",
@@ -46,8 +62,14 @@ SCHEMA: dict[str, dict[str, str]] = {
         "backup_key": "str",
         "retention_days": "int",
     },
-    "release": {"public_key": "str", "max_download_mb": "int", "max_unpacked_mb": "int"},
-    "maintenance": {"ttl_s": "int", "message": "str"},
+    "release": {
+        "public_key": "str",
+        "allow_unsigned": "bool",
+        "forced_rollback_max_age_s": "int",
+        "max_download_mb": "int",
+        "max_unpacked_mb": "int",
+    },
+    "maintenance": {"ttl_s": "int", "message": "str", "max_pause_s": "int"},
 }
 
 
@@ -78,14 +100,22 @@ class Config:
     db_url: str | None = None
     db_tables: tuple[str, ...] = ()
     db_options: OptionRows | None = None
+    db_site_id: str | None = None
+    db_allow_snapshot: bool = False
+    db_lock_timeout_s: float = 2.0
+    db_lock_retries: int = 3
+    db_long_transaction_s: float = 10.0
     smoke_command: str | None = None
     smoke_url: str | None = None
     smoke_timeout_s: float = 10.0
     retention_days: int = 30
     public_key: str | None = None
+    allow_unsigned: bool = False
+    forced_rollback_max_age_s: int = 24 * 3600
     max_download_bytes: int = 512 << 20
     max_unpacked_bytes: int = 1024 << 20
     maintenance_ttl_s: int = 120
+    maintenance_max_pause_s: int = 600
     maintenance_message: str = (
         "Checkout is paused for a few seconds while the payment plugin is being updated. "
         "Please try again in a moment."
@@ -98,6 +128,13 @@ def _coerce(value: Any, kind: str, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string")
         return value
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise ConfigError(f"{where} must be true or false")
     if kind == "int":
         if isinstance(value, bool):
             raise ConfigError(f"{where} must be an integer")
@@ -168,14 +205,38 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
             raw = tomllib.load(fh)
     except FileNotFoundError as exc:
         # The default path may be absent when everything comes from the environment.
-        if explicit:
-            raise ConfigError(f"config file {cfg_path} does not exist") from exc
+        from_env = any(name.startswith("MOLAM_AGENT_") and name != CONFIG_ENV for name in env)
+        if explicit or not from_env:
+            how = "" if explicit else f" (pass --config FILE or set {CONFIG_ENV})"
+            raise ConfigError(f"no config file at {cfg_path}{how}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {cfg_path} is not valid TOML: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read config file {cfg_path}: {exc}") from exc
     merged = _merge(raw, env)
     return _build(merged, str(cfg_path))
+
+
+def _check_public_key(text: str) -> None:
+    """A malformed key is a configuration error (exit 64), not a failed upgrade later."""
+    from .errors import VerificationError
+    from .release import load_public_key
+
+    try:
+        load_public_key(text)
+    except (VerificationError, ValueError) as exc:
+        raise ConfigError(f"release.public_key: {exc}") from exc
+    except ImportError:  # cryptography missing: the upgrade reports it when it verifies
+        pass
+
+
+def _site_id(value: Any) -> str | None:
+    """``database.site_id``: namespaces snapshot tables and migration records per installation."""
+    if value in (None, ""):
+        return None
+    if not re.match(r"^[a-z0-9]{1,12}$", str(value)):
+        raise ConfigError("database.site_id must be 1-12 lowercase letters or digits")
+    return str(value)
 
 
 def _require(merged: dict[str, dict[str, Any]], section: str, key: str) -> Any:
@@ -190,6 +251,10 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
     url = str(_require(m, "control_plane", "url"))
     if not re.match(r"^https?://", url):
         raise ConfigError("control_plane.url must be an http(s) URL")
+    refusal = url_refusal(url)
+    if refusal:
+        # The token travels with every request: plain http only where nothing crosses a network.
+        raise ConfigError(f"control_plane.url: {refusal}")
     if not url.endswith("/"):
         url += "/"
     token = cp.get("token")
@@ -224,8 +289,8 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
     db_url = db.get("url")
     tables: tuple[str, ...] = tuple(db.get("tables", []))
     for table in tables:
-        if not _TABLE_RE.match(table):
-            raise ConfigError(f"database.tables: {table!r} is not a plain table name")
+        if not _TABLE_RE.match(table.removesuffix("*") if len(table) > 1 else table):
+            raise ConfigError(f"database.tables: {table!r} is not a plain table name (or prefix*)")
     if db and not db_url:
         raise ConfigError("database.url is required when [database] is present")
     if db_url and not re.match(r"^(mysql|mariadb|postgres|postgresql|sqlite)://", db_url):
@@ -262,6 +327,18 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
         raise ConfigError("storage.retention_days must be at least 1")
 
     release = m.get("release", {})
+    public_key = release.get("public_key") or None
+    allow_unsigned = bool(release.get("allow_unsigned", False))
+    if public_key is None and not allow_unsigned:
+        raise ConfigError(
+            "release.public_key is required: releases are installed only when their Ed25519 "
+            "signature verifies (set release.allow_unsigned = true to opt out, not recommended)"
+        )
+    if public_key is not None:
+        _check_public_key(public_key)
+    max_age = int(release.get("forced_rollback_max_age_s", 24 * 3600))
+    if max_age < 60:
+        raise ConfigError("release.forced_rollback_max_age_s must be at least 60")
     maint = m.get("maintenance", {})
     kwargs: dict[str, Any] = {}
     if maint.get("message"):
@@ -279,6 +356,11 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
         db_url=db_url or None,
         db_tables=tables,
         db_options=options,
+        db_site_id=_site_id(db.get("site_id")),
+        db_allow_snapshot=bool(db.get("allow_snapshot", False)),
+        db_lock_timeout_s=max(0.1, float(db.get("lock_timeout_s", 2.0))),
+        db_lock_retries=max(1, int(db.get("lock_retries", 3))),
+        db_long_transaction_s=max(0.0, float(db.get("long_transaction_s", 10.0))),
         smoke_command=smoke.get("command") or None,
         smoke_url=smoke.get("url") or None,
         smoke_timeout_s=float(smoke.get("timeout_s", 10.0)),
@@ -286,10 +368,13 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
         backup_key_file=key_file,
         backup_key_b64=key_b64 or None,
         retention_days=retention,
-        public_key=release.get("public_key") or None,
+        public_key=public_key,
+        allow_unsigned=allow_unsigned,
+        forced_rollback_max_age_s=max_age,
         max_download_bytes=int(release.get("max_download_mb", 512)) << 20,
         max_unpacked_bytes=int(release.get("max_unpacked_mb", 1024)) << 20,
-        maintenance_ttl_s=max(10, int(maint.get("ttl_s", 120))),
+        maintenance_ttl_s=max(3, int(maint.get("ttl_s", 120))),
+        maintenance_max_pause_s=max(10, int(maint.get("max_pause_s", 600))),
         source=source,
         **kwargs,
     )

@@ -1,8 +1,11 @@
 """Durable outbox for reports to the control plane.
 
 Each report is one JSON file in ``<state_dir>/outbox/``, written atomically before anything
-is sent, named ``<sequence>-<idempotency key>.json`` so that a directory listing gives the
-sending order. A report is deleted only after a 2xx answer; it is always sent with its
+is sent, named ``<sequence>-<idempotency key>.json``. The sequence comes from a stored counter
+(``outbox/seq``, advanced under ``outbox/.lock``), never from the clock: a clock stepped back
+cannot reorder the queue. Reports are sent in sequence order, except that a report is never
+sent before the report it depends on (``pending`` places dependencies first whatever their
+numbers), so even files from older agents named after ``time_ns()`` drain. A report is deleted only after a 2xx answer; it is always sent with its
 ``Idempotency-Key`` header, so a report that reached the server just before a crash is
 answered with the first result when sent again, and nothing is written twice.
 
@@ -14,8 +17,12 @@ other than 408/425/429) move to ``outbox/dead/`` with the answer, for an operato
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
+import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -23,9 +30,19 @@ from typing import Any
 
 from .api import ControlPlane
 from .errors import ControlPlaneError
-from .fsutil import atomic_write_json, fsync_dir, read_json
+from .fsutil import atomic_write_bytes, atomic_write_json, fsync_dir, read_json
 
 log = logging.getLogger(__name__)
+
+_SEQ_NAME = re.compile(r"^(\d+)-")
+
+
+def _seq_of(path: Path, entry: dict[str, Any] | None = None) -> int:
+    """The sequence of a report: stored in the entry, else the number its file name starts with."""
+    if entry and isinstance(entry.get("seq"), int):
+        return entry["seq"]
+    match = _SEQ_NAME.match(path.name)
+    return int(match.group(1)) if match else 0
 
 
 def _find(obj: Any, name: str) -> Any:
@@ -75,19 +92,63 @@ class Outbox:
             "created_at": time.time(),
             "attempts": 0,
         }
-        seq = time.time_ns()
-        atomic_write_json(self.dir / f"{seq:020d}-{key}.json", entry)
+        with self._seq_lock():
+            seq = self._next_seq()
+            entry["seq"] = seq
+            atomic_write_json(self.dir / f"{seq:020d}-{key}.json", entry)
         return key
 
+    @contextlib.contextmanager
+    def _seq_lock(self):
+        # The state lock already serialises agent runs; this also covers a `status` run or a
+        # second tool writing to the same outbox.
+        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _next_seq(self) -> int:
+        """One more than every sequence ever handed out (the counter, or a file left behind)."""
+        try:
+            last = int((self.dir / "seq").read_text().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            last = 0
+        for path in self.dir.glob("*.json"):
+            last = max(last, _seq_of(path))
+        seq = last + 1
+        # Durable before the entry that uses it: a crash in between leaves a gap, never a reuse.
+        atomic_write_bytes(self.dir / "seq", f"{seq}\n".encode())
+        return seq
+
     def pending(self) -> list[dict[str, Any]]:
-        """Reports not yet acknowledged, oldest first."""
+        """Reports not yet acknowledged, in sending order: by sequence, dependencies first."""
         entries = []
-        for path in sorted(self.dir.glob("*.json")):
+        for path in self.dir.glob("*.json"):
             entry = read_json(path)
             if entry:
                 entry["_file"] = str(path)
+                entry["_seq"] = _seq_of(path, entry)
                 entries.append(entry)
-        return entries
+        entries.sort(key=lambda e: (e["_seq"], e["_file"]))
+        by_key = {e.get("key"): e for e in entries}
+        ordered: list[dict[str, Any]] = []
+        placed: set[str] = set()
+
+        def place(entry: dict[str, Any], chain: frozenset[str]) -> None:
+            key = entry.get("key")
+            if key in placed:
+                return
+            dep = entry.get("depends_on")
+            if dep in by_key and dep not in placed and dep not in chain:
+                place(by_key[dep], chain | {key})
+            placed.add(key)
+            ordered.append(entry)
+
+        for entry in entries:
+            place(entry, frozenset())
+        return ordered
 
     def result(self, key: str) -> Any:
         """The control plane's answer to the report ``key``, once it was acknowledged."""
@@ -160,7 +221,7 @@ class Outbox:
 
     def _rewrite(self, entry: dict[str, Any]) -> None:
         path = Path(entry["_file"])
-        atomic_write_json(path, {k: v for k, v in entry.items() if k != "_file"})
+        atomic_write_json(path, {k: v for k, v in entry.items() if not k.startswith("_")})
 
     def _remove(self, entry: dict[str, Any]) -> None:
         path = Path(entry["_file"])
@@ -169,7 +230,8 @@ class Outbox:
 
     def _bury(self, entry: dict[str, Any], why: dict[str, Any]) -> None:
         path = Path(entry["_file"])
-        record = {k: v for k, v in entry.items() if k != "_file"} | {"refused": why}
+        record = {k: v for k, v in entry.items() if not k.startswith("_")}
+        record["refused"] = why
         atomic_write_json(self.dead / path.name, record)
         self._remove(entry)
 

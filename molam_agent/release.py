@@ -6,8 +6,8 @@ import base64
 import binascii
 import hashlib
 import http.client
+import logging
 import os
-import posixpath
 import stat
 import urllib.error
 import urllib.request
@@ -15,8 +15,17 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import faults
+from . import faults, transport
+from .config import Config
 from .errors import DownloadError, UnsafeArchiveError, VerificationError
+from .progress import Progress, progress
+
+log = logging.getLogger("molam_agent")
+
+UNSIGNED_WARNING = (
+    "RELEASE SIGNATURES ARE NOT CHECKED: release.allow_unsigned = true and no release.public_key; "
+    "anyone who can change the control plane's answer or the download can run code on this host"
+)
 
 _MAX_ENTRIES = 100_000
 # A deflated entry that expands more than this is treated as a zip bomb. Real plugin files
@@ -35,21 +44,35 @@ class Release:
 
 
 def download(release: Release, dest: Path, max_bytes: int, timeout_s: float = 60.0) -> str:
-    """Fetch the package to ``dest``, refusing more than ``max_bytes``; return its SHA-256."""
+    """Fetch the package to ``dest``, refusing more than ``max_bytes``; return its SHA-256.
+
+    The URL must be https (http only for loopback hosts, ``file:`` for a local mirror), and
+    redirects follow the same rule (``transport.SafeRedirectHandler``).
+    """
+    refusal = transport.url_refusal(release.download_url, allow_file=True)
+    if refusal:
+        raise VerificationError(f"release download URL refused: {refusal}")
     digest = hashlib.sha256()
     size = 0
     req = urllib.request.Request(release.download_url, headers={"User-Agent": "molam-agent"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp, open(dest, "wb") as out:
-            while chunk := resp.read(1 << 20):
+        with transport.urlopen(req, timeout=timeout_s) as resp, open(dest, "wb") as out:
+            length = resp.headers.get("Content-Length") if resp.headers else None
+            meter = progress("download", int(length) if length and length.isdigit() else None)
+            while True:
+                chunk = resp.read(1 << 20)
+                if not chunk:
+                    break
                 size += len(chunk)
                 if size > max_bytes:
                     raise VerificationError(f"release package is larger than {max_bytes >> 20} MiB")
                 digest.update(chunk)
                 out.write(chunk)
+                meter.advance(len(chunk))
                 faults.point("download:chunk")
             out.flush()
             os.fsync(out.fileno())
+            meter.finish()
     except urllib.error.URLError as exc:
         raise DownloadError(f"cannot download {release.download_url}: {exc.reason}") from exc
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
@@ -100,6 +123,24 @@ def verify_signature(package: Path, signature: str | None, public_key: str) -> N
         raise VerificationError("release signature does not verify against release.public_key") from exc
 
 
+def verify_release(package: Path, release: Release, cfg: Config) -> None:
+    """Signature policy: required unless ``release.allow_unsigned`` (TUF: fail closed).
+
+    With a ``public_key`` every release must carry a signature that verifies, whatever
+    ``allow_unsigned`` says; without one, only an explicit ``allow_unsigned = true`` lets a
+    package through, and that is logged at WARNING on every run.
+    """
+    if cfg.public_key:
+        verify_signature(package, release.signature, cfg.public_key)
+    elif cfg.allow_unsigned:
+        log.warning(UNSIGNED_WARNING)
+    else:
+        raise VerificationError(
+            "no release.public_key is configured: refusing an unverifiable release "
+            "(set release.allow_unsigned = true to opt out)"
+        )
+
+
 def _clean_name(name: str) -> str:
     """Normalise a member name or refuse it (absolute, drive letter, '..', NUL)."""
     if "\0" in name or "\\" in name:
@@ -112,18 +153,60 @@ def _clean_name(name: str) -> str:
     return "/".join(parts)
 
 
-def _is_symlink(info: zipfile.ZipInfo) -> bool:
-    return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
+def _kind(info: zipfile.ZipInfo) -> str:
+    """``file``, ``dir``, ``symlink`` or ``special`` (FIFO, device...) from the Unix mode bits."""
+    if info.is_dir():
+        return "dir"
+    mode = info.external_attr >> 16 if info.create_system == 3 else 0
+    fmt = stat.S_IFMT(mode)
+    if fmt == stat.S_IFLNK:
+        return "symlink"
+    if fmt in (0, stat.S_IFREG):
+        return "file"
+    if fmt == stat.S_IFDIR:
+        return "dir"
+    return "special"
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(root_fd: int, parts: list[str], rel: str) -> int:
+    """Open (creating as needed) the directory ``parts`` below ``root_fd``, one level at a time.
+
+    Every level is opened relative to the descriptor of its parent with ``O_NOFOLLOW``, so no
+    symlink -- whatever put it there -- can redirect a write outside the staging directory:
+    the kernel refuses to traverse it (``ELOOP``/``ENOTDIR``) instead of following it.
+    """
+    fd = os.dup(root_fd)
+    try:
+        for part in parts:
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except OSError as exc:
+        os.close(fd)
+        raise UnsafeArchiveError(
+            f"archive member {rel!r} cannot be placed in the tree: {exc.strerror}"
+        ) from exc
+    return fd
 
 
 def extract_zip(package: Path, dest: Path, max_unpacked: int) -> int:
     """Extract a release zip into ``dest`` (created, must not exist); return the file count.
 
     The files are either at the root of the zip or inside one top folder (WordPress style);
-    the top folder is stripped. Refused: absolute paths, ``..`` components, symlinks whose
-    target leaves the tree, duplicate names, more than ``max_unpacked`` bytes once expanded
-    (counted while writing, the sizes in the headers are not trusted), suspicious
-    compression ratios.
+    the top folder is stripped. Refused: absolute paths, ``..`` components, symlinks and
+    other special files (a plugin needs none, and a chain such as ``a -> .``,
+    ``up -> a/a/a/../../..``, ``up/x.php`` defeats any textual check), duplicate names, more
+    than ``max_unpacked`` bytes once expanded (counted while writing, the sizes in the headers
+    are not trusted), suspicious compression ratios. Every write goes through directory
+    descriptors opened with ``O_NOFOLLOW`` below the real ``dest`` (``_open_dir``).
     """
     try:
         zf = zipfile.ZipFile(package)
@@ -137,6 +220,14 @@ def extract_zip(package: Path, dest: Path, max_unpacked: int) -> int:
         names = [(n, i) for n, i in names if n]
         if not names:
             raise VerificationError("release package is empty")
+        for name, info in names:
+            kind = _kind(info)
+            if kind == "symlink":
+                raise UnsafeArchiveError(
+                    f"archive member {name!r} is a symlink: release packages may not contain symlinks"
+                )
+            if kind == "special":
+                raise UnsafeArchiveError(f"archive member {name!r} is not a regular file or directory")
         declared = sum(i.file_size for _, i in names)
         if declared > max_unpacked:
             raise UnsafeArchiveError(f"archive expands to {declared} bytes, over the {max_unpacked} limit")
@@ -147,51 +238,68 @@ def extract_zip(package: Path, dest: Path, max_unpacked: int) -> int:
             # One top folder and no file at the root: WordPress-style package.
             if all(n != top or i.is_dir() for n, i in names):
                 strip = top + "/"
+        dest = Path(dest)
         dest.mkdir(mode=0o755)
-        seen: set[str] = set()
-        written = 0
-        files = 0
-        for name, info in names:
-            rel = (
-                name[len(strip) :]
-                if strip and name.startswith(strip)
-                else ("" if name + "/" == strip else name)
-            )
-            if not rel:
-                continue
-            if rel in seen:
-                raise UnsafeArchiveError(f"archive member {rel!r} appears twice")
-            seen.add(rel)
-            target = dest / rel
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if _is_symlink(info):
-                link = zf.read(info).decode("utf-8", "replace")
-                if link.startswith("/") or "\0" in link:
-                    raise UnsafeArchiveError(f"symlink {rel!r} points to an absolute path")
-                resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), link))
-                if resolved == ".." or resolved.startswith("../"):
-                    raise UnsafeArchiveError(f"symlink {rel!r} points outside the plugin ({link})")
-                os.symlink(link, target)
-                files += 1
-                continue
-            if (
-                info.compress_size
-                and info.file_size > (1 << 20)
-                and info.file_size / info.compress_size > _MAX_RATIO
-            ):
-                raise UnsafeArchiveError(f"archive member {rel!r} has a zip-bomb compression ratio")
-            mode = (info.external_attr >> 16) & 0o777 if info.create_system == 3 else 0
-            mode = (mode or 0o644) & 0o755 | 0o600  # no setuid/sticky, never world-writable
-            with zf.open(info) as src, open(target, "xb") as out:
-                while chunk := src.read(1 << 20):
+        root_fd = os.open(dest, _DIR_FLAGS)
+        meter = progress("extract", len(names), unit="files")
+        try:
+            return _extract_members(zf, names, strip, root_fd, max_unpacked, meter)
+        finally:
+            os.close(root_fd)
+
+
+def _extract_members(
+    zf: zipfile.ZipFile,
+    names: list[tuple[str, zipfile.ZipInfo]],
+    strip: str,
+    root_fd: int,
+    max_unpacked: int,
+    meter: Progress,
+) -> int:
+    seen: set[str] = set()
+    written = 0
+    files = 0
+    for name, info in names:
+        meter.advance()
+        rel = (
+            name[len(strip) :] if strip and name.startswith(strip) else ("" if name + "/" == strip else name)
+        )
+        if not rel:
+            continue
+        if rel in seen:
+            raise UnsafeArchiveError(f"archive member {rel!r} appears twice")
+        seen.add(rel)
+        parts = rel.split("/")
+        if info.is_dir():
+            os.close(_open_dir(root_fd, parts, rel))
+            continue
+        if (
+            info.compress_size
+            and info.file_size > (1 << 20)
+            and info.file_size / info.compress_size > _MAX_RATIO
+        ):
+            raise UnsafeArchiveError(f"archive member {rel!r} has a zip-bomb compression ratio")
+        mode = (info.external_attr >> 16) & 0o777 if info.create_system == 3 else 0
+        mode = (mode or 0o644) & 0o755 | 0o600  # no setuid/sticky, never world-writable
+        parent = _open_dir(root_fd, parts[:-1], rel)
+        try:
+            try:
+                fd = os.open(parts[-1], _FILE_FLAGS, 0o600, dir_fd=parent)
+            except OSError as exc:
+                raise UnsafeArchiveError(f"archive member {rel!r} cannot be written: {exc.strerror}") from exc
+            with zf.open(info) as src, os.fdopen(fd, "wb") as out:
+                while True:
+                    chunk = src.read(1 << 20)
+                    if not chunk:
+                        break
                     written += len(chunk)
                     if written > max_unpacked:
                         raise UnsafeArchiveError(f"archive expands beyond the {max_unpacked} byte limit")
                     out.write(chunk)
-            os.chmod(target, mode)
-            files += 1
-        faults.point("extract:done")
-        return files
+                os.fchmod(out.fileno(), mode)
+        finally:
+            os.close(parent)
+        files += 1
+    meter.finish()
+    faults.point("extract:done")
+    return files

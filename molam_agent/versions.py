@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from functools import total_ordering
 from pathlib import Path
@@ -80,12 +81,20 @@ def read_installed_version(plugin_dir: Path, version_from: str) -> str:
         raise ConfigError(
             f"plugin.version_from must be 'wp-header:FILE' or 'file:FILE', got {version_from!r}"
         )
+    root = os.path.realpath(plugin_dir)
     path = Path(plugin_dir) / rel
+    # A symlinked version file (``VERSION -> ../../agent.toml``) must not read outside the
+    # tree: its content could end up in an error reported to the control plane.
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise VerificationError(f"version file {path} points outside the plugin directory")
     try:
-        with open(path, "rb") as fh:
+        with open(real, "rb") as fh:
             head = fh.read(8192).decode("utf-8", "replace")
     except FileNotFoundError as exc:
         raise VerificationError(f"version file {path} does not exist") from exc
+    except OSError as exc:
+        raise VerificationError(f"cannot read version file {path}: {exc.strerror}") from exc
     if kind == "file":
         text = head.strip()
     else:
@@ -93,5 +102,7 @@ def read_installed_version(plugin_dir: Path, version_from: str) -> str:
         if not match:
             raise VerificationError(f"no 'Version:' header in {path}")
         text = match.group(1)
-    Version(text)  # validate
-    return text
+    if not is_valid(text):
+        # Never echo the content: it is reported to the control plane.
+        raise VerificationError(f"version file {path} does not hold a valid version")
+    return text.strip()

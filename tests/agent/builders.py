@@ -6,6 +6,7 @@ so both exercise the same WooCommerce-sized plugin.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import random
@@ -30,6 +31,32 @@ GOOD_MIGRATIONS = {
 BROKEN_MIGRATIONS = dict(
     GOOD_MIGRATIONS, **{"003_broken.sql": "ALTER TABLE wp_molam_missing ADD COLUMN x INT;\n"}
 )
+
+
+# --------------------------------------------------------------------------- release signing --
+# The agent refuses unsigned releases unless told otherwise, so every test release is signed
+# with this fixed test key (deterministic, so the benchmark and the tests agree).
+_SIGNING_SEED = hashlib.sha256(b"molam-agent test release signing key").digest()
+
+
+def signing_key():  # -> Ed25519PrivateKey
+    """The private key test releases are signed with."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.from_private_bytes(_SIGNING_SEED)
+
+
+def signing_public_key() -> str:
+    """The matching ``[release] public_key`` (base64 of the 32 raw bytes)."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw = signing_key().public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def sign_release(path: Path, key=None) -> str:
+    """Base64 Ed25519 signature over the package's bytes, as the control plane serves it."""
+    return base64.b64encode((key or signing_key()).sign(Path(path).read_bytes())).decode()
 
 
 # --------------------------------------------------------------------------- plugin trees --

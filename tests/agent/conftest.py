@@ -36,6 +36,8 @@ from .builders import (  # noqa: F401  (re-exported for the test modules)
     WOO_ROWS,
     build_plugin,
     make_release,
+    sign_release,
+    signing_public_key,
     write_header,
 )
 from .controlplane import FakeControlPlane
@@ -121,6 +123,7 @@ def create_database(engine: str, tmp_path: Path, rows: int) -> tuple[str, Any]:
 
 
 PLUGIN_TABLES = ["wp_molam_orders", "wp_molam_settings"]
+SIGN = object()  # publish(signature=SIGN): sign with the test key (the default)
 
 
 def db_state(url: str) -> dict[str, str]:
@@ -153,7 +156,7 @@ class Host:
     config_path: Path = field(default=None)  # type: ignore[assignment]
     smoke: dict[str, Any] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
-    public_key: str | None = None
+    public_key: str | None = field(default_factory=signing_public_key)
 
     def write_config(self, **sections: dict[str, Any]) -> Path:
         cfg: dict[str, dict[str, Any]] = {
@@ -202,10 +205,11 @@ class Host:
         zip_path: Path,
         version: str,
         sha256: str | None = None,
-        signature: str | None = None,
+        signature: Any = SIGN,
         should: bool = True,
     ) -> None:
-        """Make the control plane offer ``zip_path`` as ``version``."""
+        """Make the control plane offer ``zip_path`` as ``version``, signed unless ``signature``
+        is given (``None``: unsigned)."""
         target = self.releases_dir / zip_path.name
         if not target.exists():
             try:
@@ -214,6 +218,8 @@ class Host:
                 shutil.copy(zip_path, target)
         if sha256 is None:
             sha256 = hashlib.sha256(target.read_bytes()).hexdigest()
+        if signature is SIGN:
+            signature = sign_release(target)
         release = {
             "version": version,
             "download_url": self.cp.file_url(zip_path.name),

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, Thread
 import pytest
 from django.core.management import call_command
 
+from .builders import sign_release
 from .conftest import (
     BROKEN_MIGRATIONS,
     GOOD_MIGRATIONS,
@@ -115,6 +116,7 @@ def _release_and_rollout(host, small_release, migrations) -> None:
             "version": "4.0.0",
             "download_url": cp.file_url(zip_path.name),
             "sha256": sha,
+            "signature": sign_release(zip_path),
         },
     )
     _ops(

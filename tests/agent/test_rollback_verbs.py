@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 
 from molam_agent.db import connect
 
@@ -124,6 +125,7 @@ def test_operator_forced_rollback_runs_before_any_upgrade(mysql_host, small_rele
             "to_version": "3.9.0",
             "trigger": "operator_forced",
             "reason": "Performance degradation reported",
+            "created_at": datetime.now(UTC).isoformat(),
         }
     ]
 

@@ -18,6 +18,7 @@ from molam_agent.errors import AgentError, ConfigError, UnsafeArchiveError, Veri
 from molam_agent.release import extract_zip
 from molam_agent.versions import Version, read_installed_version
 
+from .builders import signing_public_key
 from .conftest import MERCHANT, REPO, to_toml
 
 
@@ -62,6 +63,7 @@ def _config(tmp_path: Path, **override) -> Path:
             "version_from": "wp-header:molam-form.php",
         },
         "storage": {"state_dir": str(tmp_path / "state")},
+        "release": {"public_key": signing_public_key()},
     }
     for section, values in override.items():
         cfg.setdefault(section, {}).update(values)
