@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     "backups",
     "rollbacks",
     "rollouts",
+    "merchants",
+    "payments",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +222,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "molam_upgrades.tasks.purge_idempotency_records",
         "schedule": crontab(minute=37, hour=3),
     },
+    # Merchant notices: stages that selected registered merchants, then due deliveries.
+    "notify-selected-merchants": {
+        "task": "payments.tasks.notify_selected_merchants",
+        "schedule": timedelta(minutes=1),
+    },
+    "send-due-merchant-notices": {
+        "task": "merchants.tasks.send_due_notices",
+        "schedule": timedelta(minutes=1),
+    },
 }
 
 # --- Alerts (PagerDuty Events API v2) -------------------------------------------------------
@@ -237,6 +248,27 @@ SIRA_MAX_AGE_SECONDS = env.int("SIRA_MAX_AGE_SECONDS", default=15 * 60)
 
 # --- Retention -----------------------------------------------------------------------------
 BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=30)
+
+# --- Payment canary analysis (payments/stats.py) ------------------------------------------
+# One-sided tests at PAYMENT_CANARY_ALPHA; a canary fails only when significantly worse than its
+# baseline by more than the margin (success rate: absolute, 0.01 = 1 point; latency: relative).
+PAYMENT_CANARY_ALPHA = env.float("PAYMENT_CANARY_ALPHA", default=0.01)
+PAYMENT_CANARY_SUCCESS_MARGIN = env.float("PAYMENT_CANARY_SUCCESS_MARGIN", default=0.01)
+PAYMENT_CANARY_LATENCY_MARGIN = env.float("PAYMENT_CANARY_LATENCY_MARGIN", default=0.10)
+PAYMENT_CANARY_MIN_MERCHANTS = env.int("PAYMENT_CANARY_MIN_MERCHANTS", default=10)
+PAYMENT_CANARY_MIN_PAYMENTS = env.int("PAYMENT_CANARY_MIN_PAYMENTS", default=500)
+PAYMENT_CANARY_WINDOW_HOURS = env.int("PAYMENT_CANARY_WINDOW_HOURS", default=24)
+
+# --- Merchant notices (merchants/) and four-eyes rollbacks ----------------------------------
+NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=6)
+NOTICE_RETRY_BASE_SECONDS = env.int("NOTICE_RETRY_BASE_SECONDS", default=30)
+NOTICE_HTTP_TIMEOUT = env.float("NOTICE_HTTP_TIMEOUT", default=5.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Molam upgrades <upgrades@molam.example>")
+# smtp://user:password@host:587 in production; the console backend prints mail by default.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# A forced rollback of a high-value merchant waits this long for a second person's approval,
+# and an approved one this long for the merchant's agent; after that it is never executed.
+ROLLBACK_APPROVAL_TTL_HOURS = env.int("ROLLBACK_APPROVAL_TTL_HOURS", default=24)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")

@@ -1,0 +1,143 @@
+"""Payment health reports and the canary verdicts: the one place each operation lives."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from rollouts.choices import RolloutStatus
+from rollouts.models import Rollout
+
+from . import analysis
+from .choices import Verdict
+from .models import CanaryAnalysis, PaymentHealthReport
+
+logger = logging.getLogger("molam.payments")
+
+
+def record_payment_health(
+    *,
+    merchant_id: UUID,
+    plugin_name: str,
+    installed_version: str,
+    hour: datetime,
+    attempted: int,
+    succeeded: int,
+    failed_by_reason: dict[str, int],
+    latency_count: int = 0,
+    latency_p50_ms: float | None = None,
+    latency_p95_ms: float | None = None,
+) -> tuple[PaymentHealthReport, bool]:
+    """Store one merchant's figures for one hour; the latest figures for that hour win.
+
+    Returns the report and whether it was new. An hour still filling up is re-sent by the
+    agent with larger counts; the upsert keeps one row per (merchant, plugin, version, hour).
+    """
+    reasons = {key: int(value) for key, value in sorted(failed_by_reason.items()) if value}
+    report, created = PaymentHealthReport.objects.update_or_create(
+        merchant_id=merchant_id,
+        plugin_name=plugin_name,
+        installed_version=installed_version,
+        hour=hour,
+        defaults={
+            "attempted": attempted,
+            "succeeded": succeeded,
+            "failed": sum(reasons.values()),
+            "failed_by_reason": reasons,
+            "latency_count": latency_count,
+            "latency_p50_ms": latency_p50_ms if latency_count else None,
+            "latency_p95_ms": latency_p95_ms if latency_count else None,
+        },
+    )
+    return report, created
+
+
+def analyse_rollout(rollout: Rollout, *, now: datetime | None = None) -> CanaryAnalysis:
+    """Compare a rollout's canary with its baseline and keep the result (one row per rollout)."""
+    comparison = analysis.compare(rollout, now=now)
+    result, _ = CanaryAnalysis.objects.update_or_create(
+        rollout=rollout,
+        defaults={
+            "verdict": comparison.verdict,
+            "success_verdict": comparison.success.verdict,
+            "latency_verdict": comparison.latency.verdict,
+            "summary": comparison.summary,
+            "figures": comparison.figures(),
+            "window_start": comparison.window_start,
+            "window_end": comparison.window_end,
+            "computed_at": now or timezone.now(),
+        },
+    )
+    return result
+
+
+def canary_pause_reason(result: CanaryAnalysis) -> str:
+    """The pause reason Sira records: which test failed, with its figures."""
+    figures = result.figures
+    failing = []
+    if result.success_verdict == Verdict.FAIL:
+        failing.append(figures["success_rate"]["reason"])
+    if result.latency_verdict == Verdict.FAIL:
+        failing.append(figures["latency"]["reason"])
+    canary, baseline = figures["canary"], figures["baseline"]
+    return (
+        f"Sira canary check: {figures['plugin_name']} {figures['version']} hurts payments — "
+        + "; ".join(failing)
+        + f". Canary {canary['merchants']} merchants / {canary['attempted']} payments, baseline "
+        f"{baseline['merchants']} merchants / {baseline['attempted']} payments over {figures['hours']} h."
+    )
+
+
+@dataclass(frozen=True)
+class CanaryPause:
+    rollout_id: int
+    plugin_name: str
+    version: str
+    verdict: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {
+            "rollout_id": self.rollout_id,
+            "plugin_name": self.plugin_name,
+            "version": self.version,
+            "check": "payment_canary",
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[CanaryPause]:
+    """The Sira payment rule: judge every monitored active rollout, pause those that fail.
+
+    The pause goes through the rollouts pause service (row lock, allowed-move check, audit
+    entry), and a rollout paused meanwhile by someone else is left alone, so two overlapping
+    runs pause a rollout once.
+    """
+    from rollouts import services as rollout_services
+
+    paused: list[CanaryPause] = []
+    for rollout in Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True):
+        result = analyse_rollout(rollout, now=now)
+        if result.verdict != Verdict.FAIL:
+            continue
+        reason = canary_pause_reason(result)
+        with transaction.atomic():
+            locked = (
+                Rollout.objects.select_for_update().filter(pk=rollout.pk, status=RolloutStatus.ACTIVE).first()
+            )
+            if locked is None:
+                continue  # paused or completed meanwhile
+            rollout_services.pause_rollout(rollout.pk, actor=actor, reason=reason)
+        logger.warning(
+            "rollout paused by the canary check: %s",
+            reason,
+            extra={"event": "rollout_canary_paused", "rollout_id": rollout.pk},
+        )
+        paused.append(CanaryPause(rollout.pk, rollout.plugin_name, rollout.version, result.verdict, reason))
+    return paused
