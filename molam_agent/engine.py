@@ -45,7 +45,7 @@ from .fsutil import (
 )
 from .housekeeping import HousekeepingMixin
 from .journal import LIVE_UNTOUCHED, ROLLBACK_STEPS
-from .release import Release, download, extract_zip, verify_checksum, verify_signature
+from .release import Release, download, extract_zip, verify_checksum, verify_release
 from .rollback import RollbackMixin
 from .smoke import run_smoke_test
 from .versions import Version, read_installed_version
@@ -234,8 +234,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
         try:
             pkg = scratch / "release.zip"
             verify_checksum(download(release, pkg, self.cfg.max_download_bytes), release.sha256)
-            if self.cfg.public_key:
-                verify_signature(pkg, release.signature, self.cfg.public_key)
+            verify_release(pkg, release, self.cfg)
             files = extract_zip(pkg, scratch / "tree", self.cfg.max_unpacked_bytes)
             staged_v = read_installed_version(scratch / "tree", self.cfg.version_from)
             migrations = sorted(p.name for p in (scratch / "tree" / "migrations").glob("*.sql"))
@@ -298,8 +297,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
             self.journal.step("backed_up")
             pkg = Path(j["paths"]["download"])
             verify_checksum(download(release, pkg, cfg.max_download_bytes), release.sha256)
-            if cfg.public_key:
-                verify_signature(pkg, release.signature, cfg.public_key)
+            verify_release(pkg, release, cfg)
             self.journal.step("downloaded")
             migrations = self._stage(pkg, Path(j["paths"]["staging"]), release.version)
             self.journal.step("staged", migrations=migrations, files_count=count_files(cfg.plugin_dir))

@@ -32,6 +32,7 @@ from .fsutil import (
     sync_filesystem,
 )
 from .smoke import run_smoke_test
+from .trust import forced_rollback_refusal, report_refused_forced_rollback
 from .versions import Version, read_installed_version
 
 
@@ -315,6 +316,12 @@ class RollbackMixin(AgentBase):
             rid = item.get("rollback_id")
             to_v = item.get("to_version")
             if not rid or not to_v:
+                continue
+            refusal = forced_rollback_refusal(
+                item, self.installed_version(), self.cfg.forced_rollback_max_age_s
+            )
+            if refusal:
+                report_refused_forced_rollback(self, item, refusal)
                 continue
             log.warning("operator-forced rollback %s to %s", rid, to_v)
             results.append(
