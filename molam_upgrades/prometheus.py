@@ -526,6 +526,10 @@ def build_registry() -> CollectorRegistry:
     """A registry of its own: the global one would mix in whatever else the process imports."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MolamCollector())
+    # Request count and latency per route, summed over every web worker (request_metrics.py).
+    from .request_metrics import RequestMetricsCollector
+
+    registry.register(RequestMetricsCollector())
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry

@@ -18,7 +18,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
+# Secure by default: a deployment that forgets DEBUG runs as production (no technical error
+# pages, no development key). ``make run`` and the test suite set DEBUG=1 explicitly.
+DEBUG = env.bool("DEBUG", default=False)
 # A development key is only acceptable when DEBUG is on; production must set SECRET_KEY.
 SECRET_KEY = env.str(
     "SECRET_KEY",
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "molam_upgrades",
     "backups",
     "rollbacks",
@@ -50,7 +53,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "molam_upgrades.middleware.RequestIdMiddleware",
+    # Outermost after the request id: times and counts every answer, redirects and errors too.
+    "molam_upgrades.request_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "molam_upgrades.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -59,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # django-axes: must come last (it turns a locked-out login into the lockout page).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "molam_upgrades.urls"
@@ -93,7 +101,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Covering indexes (INCLUDE) are a PostgreSQL optimisation; SQLite just builds the plain index.
-SILENCED_SYSTEM_CHECKS = ["models.W040"]
+SILENCED_SYSTEM_CHECKS = ["models.W040", "security.W021"]
 
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -125,8 +133,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production: hashed names (cached forever by browsers) and gzip/brotli copies, both made
+    # by collectstatic when the image is built.
     "staticfiles": {
-        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
@@ -140,16 +150,66 @@ LOGOUT_REDIRECT_URL = "login"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # --- Security (python manage.py check --deploy passes with DEBUG=0) -------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only when the operator says a proxy sets it (compose: Caddy, the
+# only way in). Trusted by default, any client reaching the app directly could claim HTTPS.
+TRUST_PROXY_HEADERS = env.bool("TRUST_PROXY_HEADERS", default=False)
+if TRUST_PROXY_HEADERS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Container healthchecks and Prometheus may speak plain HTTP on the internal network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# Preloading is a commitment to the browsers' lists, for the operator to make (W021 silenced).
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Idle timeout: a session ends after SESSION_IDLE_TIMEOUT seconds without a request (every
+# request renews it; the dashboards' live refresh counts as activity while the tab is visible).
+SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+# Messages live server-side: a credential's token shown once in the admin must not travel in
+# a (signed, not encrypted) cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# Brute-force protection on /login/ and /admin/login/ (django-axes, database handler so every
+# web worker sees the same counts). Locked by username: behind the proxy every client shares
+# one address, so an address-based lock would lock everybody out at once.
+AUTHENTICATION_BACKENDS = [
+    "molam_upgrades.lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# Content Security Policy (django-csp): no inline script, style or handler anywhere; the
+# dashboards' behaviour lives in static/js/app.js and their looks in static/css/app.css.
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- REST API ----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -178,8 +238,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "SERVE_AUTHENTICATION": [],
+    # In production the schema and its docs are for signed-in people and API credentials only.
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny" if DEBUG else "rest_framework.permissions.IsAuthenticated"
+    ],
+    "SERVE_AUTHENTICATION": [
+        "molam_upgrades.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
 }
 
 # How long a resolved bearer token stays cached in-process (seconds). A revoked credential
@@ -240,7 +306,9 @@ ALERT_SOURCE = env.str("ALERT_SOURCE", default="molam-upgrades")
 ALERT_HTTP_TIMEOUT = env.float("ALERT_HTTP_TIMEOUT", default=5.0)
 
 # --- Metrics -------------------------------------------------------------------------------
-METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Bearer token for /metrics; required in production (an anonymous /metrics shows the rollouts,
+# their error rates and the request traffic to anyone).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="" if DEBUG else environ.Env.NOTSET)
 # A scrape reads database aggregates at most this often (shared by every web worker).
 METRICS_CACHE_SECONDS = env.int("METRICS_CACHE_SECONDS", default=10)
 # /readyz fails when no Sira check finished within this many seconds (beat runs it every 5 min).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import registry
 from .api import errors
@@ -16,7 +16,7 @@ api_patterns = [path("", include(module)) for module in registry.api_url_modules
 urlpatterns = [
     path("api/plugins/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     re_path(r"^api/", errors.api_not_found),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -4,7 +4,10 @@
      and on content loaded by htmx.
    - <form data-confirm="…">: asks before submitting (100 %, complete).
    - A submitted form disables its button so a double click cannot post twice.
-   - The rollout form shows the targets input of the chosen strategy only. */
+   - The rollout form shows the targets input of the chosen strategy only.
+   - [data-poll-while-visible]: htmx live refresh that asks nothing while the tab is hidden
+     (the check lives here, not in an hx-trigger filter: the Content-Security-Policy forbids
+     the eval such filters need). */
 (function () {
   "use strict";
 
@@ -76,6 +79,13 @@
     var forms = document.querySelectorAll("form[data-strategy-form]");
     for (var i = 0; i < forms.length; i++) toggleStrategyFields(forms[i]);
     setInterval(function () { localizeTimes(document); }, 30000);
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var source = event.detail && event.detail.elt;
+    if (source && source.hasAttribute("data-poll-while-visible") && document.visibilityState !== "visible") {
+      event.preventDefault();
+    }
   });
 
   // Fragments swapped in by the live refresh.
