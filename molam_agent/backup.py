@@ -23,6 +23,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 import time
@@ -54,7 +55,7 @@ class ArchiveInfo:
 
 def archive_name(plugin: str, version: str, ident: str, now: dt.datetime | None = None) -> str:
     """The file name of a new archive."""
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.timezone.utc)
     return f"{plugin}-{version}-{now.strftime('%Y%m%dT%H%M%SZ')}-{ident}.mab"
 
 
@@ -65,7 +66,7 @@ def list_archives(backup_dir: Path) -> list[ArchiveInfo]:
         match = _NAME_RE.match(path.name)
         if not match:
             continue
-        stamp = dt.datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        stamp = dt.datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
         found.append(ArchiveInfo(path, match["plugin"], match["version"], stamp, path.stat().st_size))
     return sorted(found, key=lambda a: a.created_at, reverse=True)
 
@@ -96,10 +97,11 @@ def create_archive(
         "format": 1,
         "plugin": plugin,
         "version": version,
-        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "db": None,
     }
-    with tempfile.TemporaryDirectory(dir=dest.parent) as spool:
+    # A recognisable name: a run killed here leaves plaintext rows, which recovery removes.
+    with tempfile.TemporaryDirectory(prefix=SPOOL_PREFIX, dir=dest.parent) as spool:
         dumps: list[tuple[str, Path]] = []
         if db is not None:
             present = db.tables()
@@ -142,6 +144,30 @@ def create_archive(
     os.replace(tmp, dest)
     fsync_dir(dest.parent)
     return dest.stat().st_size, digest.hexdigest()
+
+
+SPOOL_PREFIX = ".spool-"
+
+
+def remove_plaintext(backup_dir: Path, work_dir: Path, keep: dict[str, Any] | None = None) -> list[str]:
+    """Delete plaintext temporaries a killed run left: backup spools (``*.jsonl`` dumps of
+    orders and options), partial archives, and restore scratch directories not in use."""
+    removed: list[str] = []
+    in_use = {str(v) for v in (keep or {}).values()}
+    candidates: list[Path] = []
+    if Path(backup_dir).is_dir():
+        candidates += [p for p in Path(backup_dir).iterdir() if p.name.startswith(SPOOL_PREFIX)]
+    if Path(work_dir).is_dir():
+        candidates += [p for p in Path(work_dir).iterdir() if p.name.startswith("restore-")]
+    for path in candidates:
+        if str(path) in in_use:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
 
 
 def _dump_rows(db: Database, sql: str, path: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import time
@@ -85,7 +86,11 @@ class AgentBase:
         self.outbox = Outbox(self.state)
         self.journal = Journal(self.state)
         self.maint = Maintenance(
-            cfg.plugin_dir, cfg.maintenance_ttl_s, cfg.maintenance_message, cfg.plugin_name
+            cfg.plugin_dir,
+            cfg.maintenance_ttl_s,
+            cfg.maintenance_message,
+            cfg.plugin_name,
+            getattr(cfg, "maintenance_max_pause_s", 600),
         )
         self._db: Database | None = None
         self._lock_fd: int | None = None
@@ -113,8 +118,33 @@ class AgentBase:
     def db(self) -> Database | None:
         """The plugin's database, connected on first use; None without a [database] section."""
         if self.cfg.db_url and self._db is None:
-            self._db = connect(self.cfg.db_url)
+            self._db = connect(self.cfg.db_url, lock_timeout_s=self.cfg.db_lock_timeout_s)
         return self._db
+
+    @property
+    def site(self) -> str:
+        """This installation's id: namespaces snapshot tables and migration records.
+
+        ``database.site_id`` when configured; otherwise derived once from the plugin directory
+        (two shops sharing a database have different plugin directories) and kept in
+        ``<state_dir>/site.json`` so that moving the directory later does not change it.
+        """
+        if self.cfg.db_site_id:
+            return self.cfg.db_site_id
+        stored = self._load("site.json", {}).get("site_id")
+        if stored:
+            return str(stored)
+        site = hashlib.sha256(str(self.cfg.plugin_dir).encode()).hexdigest()[:8]
+        self._store("site.json", {"site_id": site})
+        return site
+
+    def snap_prefix(self) -> str:
+        """Prefix of this installation's snapshot tables."""
+        return f"{SNAP_PREFIX}{self.site}_"
+
+    def kept_name(self, table: str, tx: str) -> str:
+        """Name of the kept copy of ``table`` set aside by operation ``tx`` on this site."""
+        return f"{table[:28]}_kept_{self.site}_{tx[:8]}"
 
     def installed_version(self) -> str:
         """Version of the plugin installed in ``plugin.dir`` right now."""
@@ -200,7 +230,8 @@ class AgentBase:
         gdb = gen.get("db") or {}
         db = self.db()
         if db is not None and gdb:
-            names = [snap for _live, snap in gdb.get("pairs", [])]
+            names = [pair[1] for pair in gdb.get("pairs", [])]
             if gdb.get("options"):
                 names.append(gdb["options"]["backup"])
-            db.drop_tables(names)
+            # Only this installation's copies: another site may share the database.
+            db.drop_tables(n for n in names if n.startswith(self.snap_prefix()))

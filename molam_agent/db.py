@@ -15,6 +15,7 @@ import decimal
 import hashlib
 import re
 import sqlite3
+import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -22,34 +23,52 @@ from typing import Any
 from .errors import ConfigError, MigrationError
 
 MIGRATIONS_TABLE = "molam_agent_migrations"
+# Ids kept free between the live table's AUTO_INCREMENT and a restored table's (MySQL/MariaDB).
+AUTO_INCREMENT_MARGIN = 1000
 
 
-def connect(url: str) -> Database:
-    """Open the database named by a ``mysql://``, ``postgresql://`` or ``sqlite://`` URL."""
+def _lit(text: str) -> str:
+    """A SQL string literal for an identifier-like value of ours."""
+    if not re.match(r"^[A-Za-z0-9_$]*$", text):
+        raise ValueError(f"unexpected name {text!r}")
+    return "'" + text + "'"
+
+
+def connect(url: str, lock_timeout_s: float | None = None) -> Database:
+    """Open the database named by a ``mysql://``, ``postgresql://`` or ``sqlite://`` URL.
+
+    With ``lock_timeout_s``, every lock the session waits for (row locks, and the metadata or
+    ``ACCESS EXCLUSIVE`` locks DDL needs) gives up after that many seconds instead of the
+    engine's default (a day on MariaDB, forever on PostgreSQL).
+    """
     scheme = url.split("://", 1)[0].lower()
     if scheme in ("mysql", "mariadb"):
-        return MySQLDatabase(url)
-    if scheme in ("postgres", "postgresql"):
-        return PostgresDatabase(url)
-    if scheme == "sqlite":
-        return SQLiteDatabase(url)
-    raise ConfigError(f"unsupported database URL scheme {scheme!r}")
+        db: Database = MySQLDatabase(url)
+    elif scheme in ("postgres", "postgresql"):
+        db = PostgresDatabase(url)
+    elif scheme == "sqlite":
+        db = SQLiteDatabase(url)
+    else:
+        raise ConfigError(f"unsupported database URL scheme {scheme!r}")
+    if lock_timeout_s is not None:
+        db.set_lock_timeout(lock_timeout_s)
+    return db
 
 
 def encode_value(value: Any) -> Any:
     """A JSON-safe form of a column value, reversible by ``decode_value``."""
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$b64": base64.b64encode(bytes(value)).decode()}
     if isinstance(value, decimal.Decimal):
         return str(value)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
     if isinstance(value, dt.timedelta):
         total = int(value.total_seconds())
         sign = "-" if total < 0 else ""
         total = abs(total)
         return f"{sign}{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
-    if isinstance(value, dict | list):
+    if isinstance(value, (dict, list)):
         return {"$json": value}
     return value
 
@@ -71,6 +90,10 @@ class Database:
 
     engine = "generic"
     ph = "%s"
+    # Statements of one migration file run in one transaction with its record (PostgreSQL,
+    # SQLite); MySQL/MariaDB commit DDL implicitly, so there each statement stands alone.
+    transactional_ddl = True
+    lock_timeout_s = 2.0
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -224,34 +247,216 @@ class Database:
 
     # -- migrations -------------------------------------------------------------------
     def ensure_migrations_table(self) -> None:
-        """Create ``molam_agent_migrations`` if it does not exist."""
+        """Create ``molam_agent_migrations`` if it does not exist (records are per site)."""
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+            " site VARCHAR(16) NOT NULL DEFAULT '',"
             " plugin VARCHAR(64) NOT NULL,"
             " file_name VARCHAR(255) NOT NULL,"
             " sha256 CHAR(64) NOT NULL,"
             " version VARCHAR(64),"
             " applied_at VARCHAR(32) NOT NULL,"
-            " PRIMARY KEY (plugin, file_name))"
+            " PRIMARY KEY (site, plugin, file_name))"
         )
+        if "site" not in self.columns(MIGRATIONS_TABLE):
+            # A table written before records were namespaced: its rows belong to the first
+            # installation that upgrades it (they were written by the only agent there was).
+            self._add_site_column()
 
-    def applied_migrations(self, plugin: str) -> dict[str, str]:
-        """file name -> sha256 of the migrations already applied for ``plugin``."""
+    def _add_site_column(self) -> None:
+        self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} ADD COLUMN site VARCHAR(16) NOT NULL DEFAULT ''")
+
+    def applied_migrations(self, plugin: str, site: str = "") -> dict[str, str]:
+        """file name -> sha256 of the migrations already applied for ``plugin`` on ``site``."""
         if MIGRATIONS_TABLE not in self.tables():
             return {}
-        rows = self.query(
-            f"SELECT file_name, sha256 FROM {MIGRATIONS_TABLE} WHERE plugin = {self.ph}", (plugin,)
-        )
+        if "site" not in self.columns(MIGRATIONS_TABLE):
+            rows = self.query(
+                f"SELECT file_name, sha256 FROM {MIGRATIONS_TABLE} WHERE plugin = {self.ph}", (plugin,)
+            )
+        else:
+            rows = self.query(
+                f"SELECT file_name, sha256 FROM {MIGRATIONS_TABLE} WHERE plugin = {self.ph}"
+                f" AND site IN ({self.ph}, '')",
+                (plugin, site),
+            )
         return {r[0]: r[1] for r in rows}
 
-    def _record(self, plugin: str, name: str, sha: str, version: str) -> None:
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    def _record(self, plugin: str, name: str, sha: str, version: str, site: str = "") -> None:
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         p = self.ph
         self.execute(
-            f"INSERT INTO {MIGRATIONS_TABLE} (plugin, file_name, sha256, version, applied_at)"
-            f" VALUES ({p}, {p}, {p}, {p}, {p})",
-            (plugin, name, sha, version, now),
+            f"INSERT INTO {MIGRATIONS_TABLE} (site, plugin, file_name, sha256, version, applied_at)"
+            f" VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
+            (site, plugin, name, sha, version, now),
         )
+
+    def forget_migration(self, plugin: str, name: str, site: str = "") -> None:
+        """Delete the record of one migration (its effects were undone)."""
+        p = self.ph
+        self.execute(
+            f"DELETE FROM {MIGRATIONS_TABLE} WHERE plugin = {p} AND file_name = {p} AND site IN ({p}, '')",
+            (plugin, name, site),
+        )
+
+    # -- bounded waits -------------------------------------------------------------
+    def set_lock_timeout(self, seconds: float) -> None:
+        """Give up on any lock after ``seconds`` (see ``connect``)."""
+        self.lock_timeout_s = seconds
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        """True when ``exc`` means a lock was not granted in time (worth a retry)."""
+        return "lock" in str(exc).lower() and ("timeout" in str(exc).lower() or "locked" in str(exc).lower())
+
+    def with_lock_retries(self, fn: Any, retries: int) -> Any:
+        """Run ``fn()``; on a lock timeout, retry up to ``retries`` attempts in all."""
+        for attempt in range(1, retries + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                self.rollback()
+                if attempt >= retries or not self.is_lock_timeout(exc):
+                    raise
+                time.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
+
+    def long_transactions(self, tables: Sequence[str], older_than_s: float) -> list[str]:
+        """Transactions open for longer than ``older_than_s`` that may hold ``tables``."""
+        return []
+
+    # -- statements of a migration -----------------------------------------------------
+    def index_exists(self, table: str, index: str) -> bool:
+        """True when ``table`` has an index named ``index``."""
+        raise NotImplementedError
+
+    def statement_done(self, st: Any) -> bool:
+        """True when an expand statement's effect is already there (a re-run after rollback)."""
+        if st.cls != "expand" or not st.table:
+            return False
+        if st.kind == "create_table":
+            return st.table in self.tables()
+        if st.table not in self.tables():
+            return False
+        if st.kind == "add_column":
+            cols = set(self.columns(st.table))
+            return all(c in cols for c in st.columns)
+        if st.kind in ("create_index", "add_index") and st.index:
+            return self.index_exists(st.table, st.index)
+        return False
+
+    def run_migration_file(
+        self,
+        plugin: str,
+        site: str,
+        version: str,
+        name: str,
+        sha: str,
+        statements: Sequence[Any],
+        retries: int,
+        record: bool = True,
+    ) -> None:
+        """Run one migration file's statements and record it, retrying on lock timeouts.
+
+        Expand statements already in effect are skipped, so a file whose additive schema
+        stayed after a rollback runs again without error.
+        """
+        if self.transactional_ddl:
+
+            def whole() -> None:
+                self.begin()
+                try:
+                    for st in statements:
+                        if not self.statement_done(st):
+                            self._run_script(st.sql)
+                    if record:
+                        self._record(plugin, name, sha, version, site)
+                    self.commit()
+                except Exception:
+                    self.rollback()
+                    raise
+
+            self.with_lock_retries(whole, retries)
+            return
+        for st in statements:
+            if not self.statement_done(st):
+                self.with_lock_retries(lambda st=st: self._run_script(st.sql), retries)
+        if record:
+            self._record(plugin, name, sha, version, site)
+
+    # -- change capture (snapshot mode) ---------------------------------------------------
+    def set_migrating(self, on: bool) -> None:
+        """Mark this session's writes as the migration's: change capture ignores them."""
+        raise NotImplementedError
+
+    def create_change_log(self, chg: str) -> None:
+        """The table the capture triggers write changed primary keys into."""
+        self.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.q(chg)} (tbl VARCHAR(64) NOT NULL, pk VARCHAR(255) NOT NULL,"
+            " phase CHAR(1) NOT NULL, PRIMARY KEY (tbl, phase, pk))"
+        )
+
+    def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
+        """Log the primary key of every row inserted or updated in ``table`` into ``chg``."""
+        raise NotImplementedError
+
+    def drop_capture(self, table: str, trigger: str) -> None:
+        """Remove what ``install_capture`` created (idempotent)."""
+        raise NotImplementedError
+
+    def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
+        raise NotImplementedError
+
+    def _null_safe_eq(self, a: str, b: str) -> str:
+        return f"{a} IS NOT DISTINCT FROM {b}"
+
+    def _upsert(
+        self, live: str, cols: Sequence[str], pk: Sequence[str], select: str, params: Sequence[Any]
+    ) -> None:
+        raise NotImplementedError
+
+    def merge_back(self, live: str, kept: str, chg: str, logical: str) -> int:
+        """Copy into ``live`` every row the shop wrote to ``kept`` during the window.
+
+        Rows are those whose key the capture logged while ``kept`` was live (phase ``w``), minus
+        those written again since the restore (phase ``r``: newer than the kept copy). Only the
+        columns both tables share are copied. Returns how many rows differed (full-row
+        comparison, i.e. the rows' hashes), which is how many were merged.
+        """
+        pk = self.primary_key(live)
+        if not pk or not set(pk) <= set(self.columns(kept)):
+            raise MigrationError(f"cannot merge {kept} back into {live}: no common primary key")
+        live_cols = self.columns(live)
+        kept_cols = set(self.columns(kept))
+        cols = [c for c in live_cols if c in kept_cols]
+        p = self.ph
+        key = self._pk_expr("k", pk)
+        where = (
+            f"{key} IN (SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'w')"
+            f" AND {key} NOT IN (SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'r')"
+        )
+        same = " AND ".join(self._null_safe_eq(f"l.{self.q(c)}", f"k.{self.q(c)}") for c in cols)
+        differing = int(
+            self.query(
+                f"SELECT COUNT(*) FROM {self.q(kept)} k WHERE {where} AND NOT EXISTS"
+                f" (SELECT 1 FROM {self.q(live)} l WHERE {same})",
+                (logical, logical),
+            )[0][0]
+        )
+        if differing:
+            select = ", ".join(f"k.{self.q(c)}" for c in cols)
+            self.begin()
+            try:
+                self._upsert(
+                    live, cols, pk, f"SELECT {select} FROM {self.q(kept)} k WHERE {where}", (logical, logical)
+                )
+                self.commit()
+            except Exception:
+                self.rollback()
+                raise
+        return differing
+
+    def raise_auto_increment(self, snap: str, live: str) -> None:
+        """Before ``snap`` replaces ``live``: never hand out an id ``live`` already gave."""
 
     def _run_script(self, sql: str) -> None:
         """Run a migration file, which may hold several statements."""
@@ -365,8 +570,104 @@ class MySQLDatabase(Database):
             raise ConfigError("database.url must name a database")
         self.conn = pymysql.connect(**kwargs)
 
+    transactional_ddl = False
+
     def q(self, name: str) -> str:
         return "`" + name.replace("`", "``") + "`"
+
+    def set_lock_timeout(self, seconds: float) -> None:
+        super().set_lock_timeout(seconds)
+        whole = max(1, int(round(seconds)))
+        self.execute(f"SET SESSION lock_wait_timeout = {whole}, innodb_lock_wait_timeout = {whole}")
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        code = exc.args[0] if getattr(exc, "args", None) else None
+        return code in (1205, 1213) or super().is_lock_timeout(exc)
+
+    def long_transactions(self, tables: Sequence[str], older_than_s: float) -> list[str]:
+        # InnoDB does not say which tables a transaction has read; any old transaction of a
+        # session using this database may hold a metadata lock on the plugin's tables.
+        rows = self.query(
+            "SELECT t.trx_mysql_thread_id, TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), p.db"
+            " FROM information_schema.innodb_trx t"
+            " LEFT JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
+            " WHERE t.trx_started < NOW() - INTERVAL %s SECOND AND t.trx_mysql_thread_id <> CONNECTION_ID()"
+            " AND (p.db IS NULL OR p.db = DATABASE())",
+            (int(older_than_s),),
+        )
+        return [f"thread {r[0]} open for {r[1]}s" for r in rows]
+
+    def index_exists(self, table: str, index: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE()"
+            " AND table_name = %s AND index_name = %s LIMIT 1",
+            (table, index),
+        )
+        return bool(rows)
+
+    def _add_site_column(self) -> None:
+        self.execute(
+            f"ALTER TABLE {MIGRATIONS_TABLE} ADD COLUMN site VARCHAR(16) NOT NULL DEFAULT '' FIRST,"
+            " DROP PRIMARY KEY, ADD PRIMARY KEY (site, plugin, file_name)"
+        )
+
+    def set_migrating(self, on: bool) -> None:
+        self.execute("SET @molam_agent_migrating = " + ("1" if on else "NULL"))
+
+    def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
+        return "CONCAT_WS(CHAR(31), " + ", ".join(f"{alias}.{self.q(c)}" for c in pk) + ")"
+
+    def _null_safe_eq(self, a: str, b: str) -> str:
+        return f"{a} <=> {b}"
+
+    def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
+        pk = self.primary_key(table)
+        if not pk:
+            raise MigrationError(f"snapshot mode needs a primary key on {table}")
+        key = "CONCAT_WS(CHAR(31), " + ", ".join(f"NEW.{self.q(c)}" for c in pk) + ")"
+        for event, suffix in (("INSERT", "i"), ("UPDATE", "u")):
+            name = f"{trigger}_{suffix}"
+            self.execute(f"DROP TRIGGER IF EXISTS {self.q(name)}")
+            self.execute(
+                f"CREATE TRIGGER {self.q(name)} AFTER {event} ON {self.q(table)} FOR EACH ROW"
+                f" BEGIN IF @molam_agent_migrating IS NULL THEN"
+                f" INSERT IGNORE INTO {self.q(chg)} (tbl, pk, phase) VALUES ({_lit(logical)}, {key}, {_lit(phase)});"
+                " END IF; END"
+            )
+
+    def drop_capture(self, table: str, trigger: str) -> None:
+        for suffix in ("i", "u"):
+            self.execute(f"DROP TRIGGER IF EXISTS {self.q(trigger + '_' + suffix)}")
+
+    def _upsert(
+        self, live: str, cols: Sequence[str], pk: Sequence[str], select: str, params: Sequence[Any]
+    ) -> None:
+        names = ", ".join(self.q(c) for c in cols)
+        updates = ", ".join(f"{self.q(c)} = VALUES({self.q(c)})" for c in cols if c not in pk)
+        self.execute(
+            f"INSERT INTO {self.q(live)} ({names}) {select} ON DUPLICATE KEY UPDATE "
+            + (updates or f"{self.q(pk[0])} = {self.q(pk[0])}"),
+            params,
+        )
+
+    def raise_auto_increment(self, snap: str, live: str) -> None:
+        rows = self.query(
+            "SELECT table_name, auto_increment FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name IN (%s, %s)",
+            (live, snap),
+        )
+        values = {r[0]: r[1] for r in rows}
+        if values.get(live) is None:
+            return
+        try:
+            top = self.query(f"SELECT MAX({self.q(self.primary_key(live)[0])}) FROM {self.q(live)}")[0][0]
+        except Exception:  # noqa: BLE001 - a non-numeric key has no AUTO_INCREMENT anyway
+            top = None
+        # Orders taken between this statement and the rename still get ids below the margin;
+        # they land in the kept table and are merged back under their own ids.
+        target = max(int(values[live] or 0), int(top or 0) + 1) + AUTO_INCREMENT_MARGIN
+        if int(values.get(snap) or 0) < target:
+            self.execute(f"ALTER TABLE {self.q(snap)} AUTO_INCREMENT = {target}")
 
     def begin(self) -> None:
         self.conn.begin()
@@ -398,7 +699,12 @@ class MySQLDatabase(Database):
 
     def copy_table(self, src: str, dst: str) -> None:
         self.execute(f"CREATE TABLE {self.q(dst)} LIKE {self.q(src)}")
-        self.execute(f"INSERT INTO {self.q(dst)} SELECT * FROM {self.q(src)}")
+        # READ COMMITTED: a consistent read that takes no lock on the shop's rows.
+        self.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        try:
+            self.execute(f"INSERT INTO {self.q(dst)} SELECT * FROM {self.q(src)}")
+        finally:
+            self.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     def rename_table(self, old: str, new: str) -> None:
         self.execute(f"RENAME TABLE {self.q(old)} TO {self.q(new)}")
@@ -464,6 +770,93 @@ class PostgresDatabase(Database):
                 "PostgreSQL support needs psycopg 3 (pip install 'molam-upgrades[agent]')"
             ) from exc
         self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+    def set_lock_timeout(self, seconds: float) -> None:
+        super().set_lock_timeout(seconds)
+        self.execute(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlstate", None) in ("55P03", "40P01") or super().is_lock_timeout(exc)
+
+    def long_transactions(self, tables: Sequence[str], older_than_s: float) -> list[str]:
+        rows = self.query(
+            "SELECT DISTINCT a.pid, round(extract(epoch FROM now() - a.xact_start))::int"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.relation = ANY(SELECT to_regclass(t) FROM unnest(%s::text[]) t)"
+            " AND a.pid <> pg_backend_pid() AND a.xact_start < now() - make_interval(secs => %s)",
+            ([self.q(t) for t in tables], float(older_than_s)),
+        )
+        return [f"backend {r[0]} open for {r[1]}s" for r in rows]
+
+    def index_exists(self, table: str, index: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s AND indexname = %s",
+            (table, index),
+        )
+        return bool(rows)
+
+    def _add_site_column(self) -> None:
+        pkey = self.query(
+            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
+            (MIGRATIONS_TABLE,),
+        )
+        self.begin()
+        try:
+            self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} ADD COLUMN site VARCHAR(16) NOT NULL DEFAULT ''")
+            if pkey:
+                self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} DROP CONSTRAINT {self.q(pkey[0][0])}")
+            self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} ADD PRIMARY KEY (site, plugin, file_name)")
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def set_migrating(self, on: bool) -> None:
+        self.execute("SET molam.migrating = " + ("'on'" if on else "'off'"))
+
+    def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
+        return "concat_ws(chr(31), " + ", ".join(f"{alias}.{self.q(c)}::text" for c in pk) + ")"
+
+    def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
+        pk = self.primary_key(table)
+        if not pk:
+            raise MigrationError(f"snapshot mode needs a primary key on {table}")
+        fn = self.q(f"{trigger}_fn")
+        self.execute(
+            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $f$"
+            " DECLARE k text; j jsonb; BEGIN"
+            " IF coalesce(current_setting('molam.migrating', true), '') = 'on' THEN RETURN NULL; END IF;"
+            " j := to_jsonb(NEW);"
+            " FOR i IN 2 .. TG_NARGS - 1 LOOP"
+            "  k := CASE WHEN k IS NULL THEN j ->> TG_ARGV[i] ELSE k || chr(31) || (j ->> TG_ARGV[i]) END;"
+            " END LOOP;"
+            f" INSERT INTO {self.q(chg)} (tbl, pk, phase) VALUES (TG_ARGV[0], k, TG_ARGV[1]) ON CONFLICT DO NOTHING;"
+            " RETURN NULL; END $f$"
+        )
+        args = ", ".join(_lit(a) for a in (logical, phase, *pk))
+        self.execute(f"DROP TRIGGER IF EXISTS {self.q(trigger)} ON {self.q(table)}")
+        self.execute(
+            f"CREATE TRIGGER {self.q(trigger)} AFTER INSERT OR UPDATE ON {self.q(table)}"
+            f" FOR EACH ROW EXECUTE FUNCTION {fn}({args})"
+        )
+
+    def drop_capture(self, table: str, trigger: str) -> None:
+        if table in self.tables():
+            self.execute(f"DROP TRIGGER IF EXISTS {self.q(trigger)} ON {self.q(table)}")
+        if not self.query("SELECT 1 FROM pg_trigger WHERE tgname = %s", (trigger,)):
+            self.execute(f"DROP FUNCTION IF EXISTS {self.q(trigger + '_fn')}()")
+
+    def _upsert(
+        self, live: str, cols: Sequence[str], pk: Sequence[str], select: str, params: Sequence[Any]
+    ) -> None:
+        names = ", ".join(self.q(c) for c in cols)
+        keys = ", ".join(self.q(c) for c in pk)
+        updates = ", ".join(f"{self.q(c)} = EXCLUDED.{self.q(c)}" for c in cols if c not in pk)
+        self.execute(
+            f"INSERT INTO {self.q(live)} ({names}) OVERRIDING SYSTEM VALUE {select}"
+            f" ON CONFLICT ({keys}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"),
+            params,
+        )
 
     def tables(self) -> set[str]:
         rows = self.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
@@ -610,6 +1003,19 @@ class SQLiteDatabase(Database):
         # Renaming a table must not rewrite other tables' references to it: the kept table
         # is an archive, the restored one takes the name back.
         self.conn.execute("PRAGMA legacy_alter_table = ON")
+
+    def set_lock_timeout(self, seconds: float) -> None:
+        super().set_lock_timeout(seconds)
+        self.conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+    def index_exists(self, table: str, index: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND name = ?", (table, index)
+        )
+        return bool(rows)
+
+    def set_migrating(self, on: bool) -> None:
+        raise MigrationError("snapshot mode is not available on SQLite: ship migrations/down/ files")
 
     def tables(self) -> set[str]:
         rows = self.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")

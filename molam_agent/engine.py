@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from . import backup as backups
-from . import faults
-from .base import SNAP_PREFIX, _ms, _now, log, result
+from .base import _ms, _now, log, result
 from .crypto import load_or_create_key
-from .db import MIGRATIONS_TABLE
+from .dbflow import DatabaseFlowMixin, StepTimeout
 from .errors import (
     AgentError,
     ConfigError,
@@ -51,13 +50,15 @@ from .smoke import run_smoke_test
 from .versions import Version, read_installed_version
 
 
-class Agent(RollbackMixin, HousekeepingMixin):
+class Agent(DatabaseFlowMixin, RollbackMixin, HousekeepingMixin):
     """One plugin installation on this host, as described by its configuration."""
 
     # ----------------------------------------------------------------- recovery --
     def recover(self) -> dict[str, Any] | None:
         """Finish or undo an operation a crash interrupted. None when there was none."""
         j = self.journal.load()
+        # Plaintext rows (backup spools, restore scratch) of a killed run: never left on disk.
+        backups.remove_plaintext(self.state / "backups", self.work, keep=(j or {}).get("paths"))
         if not j:
             return None
         step = j.get("step")
@@ -102,8 +103,8 @@ class Agent(RollbackMixin, HousekeepingMixin):
                     method="PATCH",
                     depends_on=f"{j['txid']}-backup",
                 )
-        if j.get("db", {}).get("pairs") and not j["db"].get("complete"):
-            self._drop_partial_snapshot(j)
+        if j.get("db"):
+            self._drop_snapshot_artifacts(j["db"])
         self.maint.leave()
         if j.get("op") == "upgrade":
             self._report(
@@ -239,7 +240,9 @@ class Agent(RollbackMixin, HousekeepingMixin):
             staged_v = read_installed_version(scratch / "tree", self.cfg.version_from)
             migrations = sorted(p.name for p in (scratch / "tree" / "migrations").glob("*.sql"))
             db = self.db()
-            done = db.applied_migrations(self.cfg.plugin_name) if db else {}
+            done = db.applied_migrations(self.cfg.plugin_name, self.site) if db else {}
+            self.journal.data = {"txid": "dryrun00"}
+            db_plan = self._plan_db(scratch / "tree", db)
             pending = []
             try:
                 pending = self.client.pending_rollbacks(self.cfg.plugin_name, self.cfg.merchant_id)
@@ -256,6 +259,9 @@ class Agent(RollbackMixin, HousekeepingMixin):
             "release_version_header": staged_v,
             "migrations_to_run": [m for m in migrations if m not in done],
             "tables_backed_up": list(self.cfg.db_tables),
+            "migration_mode": db_plan["mode"] if db_plan else None,
+            "migration_classes": {f["name"]: f["class"] for f in db_plan["files"]} if db_plan else {},
+            "tables_copied": [p[0] for p in db_plan["pairs"]] if db_plan else [],
             "pending_forced_rollbacks": [p.get("rollback_id") for p in pending],
         }
         return result(
@@ -293,6 +299,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
         self.journal.begin(j, "prepared")
         log.info("upgrading %s %s -> %s", cfg.plugin_name, from_v, release.version)
         try:
+            self._preflight(None)
             self._backup(tx, from_v)
             self.journal.step("backed_up")
             pkg = Path(j["paths"]["download"])
@@ -300,7 +307,12 @@ class Agent(RollbackMixin, HousekeepingMixin):
             verify_release(pkg, release, cfg)
             self.journal.step("downloaded")
             migrations = self._stage(pkg, Path(j["paths"]["staging"]), release.version)
-            self.journal.step("staged", migrations=migrations, files_count=count_files(cfg.plugin_dir))
+            plan = self._plan_db(Path(j["paths"]["staging"]), self.db())
+            self.journal.step(
+                "staged", migrations=migrations, files_count=count_files(cfg.plugin_dir), db=plan
+            )
+            self._preflight(self.db())
+            self._snapshot()
         except Exception as exc:  # noqa: BLE001 - e.g. the database is down during the backup
             # Nothing live was touched: clean up and report a plain failure.
             log.error("upgrade stopped before any change: %s", exc)
@@ -313,9 +325,13 @@ class Agent(RollbackMixin, HousekeepingMixin):
         try:
             self.maint.enter(from_v, release.version)
             self.journal.step("maintenance_on")
-            self._snapshot(tx)
+            self._save_options()
+            self.maint.pin()  # from the swap to the end of the migrations, files and schema differ
             self._swap()
             self._migrate(release.version)
+            self.maint.pin(False)
+            if self.maint.overdue():
+                raise StepTimeout(f"checkout paused longer than {self.maint.max_pause_s:g}s; rolling back")
             self._verify(release.version)
             self.journal.step("verified")
         except Exception as exc:  # noqa: BLE001 - any failure rolls back
@@ -339,7 +355,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
             {
                 "version": from_v,
                 "backup_path": str(archive),
-                "db_snapshot_name": f"{SNAP_PREFIX}{tx[:8]}" if cfg.db_url else None,
+                "db_snapshot_name": f"{self.snap_prefix()}{tx[:8]}" if cfg.db_url else None,
                 "backup_status": "pending",
             },
             key=f"{tx}-backup",
@@ -388,45 +404,6 @@ class Agent(RollbackMixin, HousekeepingMixin):
         sync_filesystem(staging)
         return migrations
 
-    def _snapshot(self, tx: str) -> None:
-        """Copy the plugin's tables aside; the rollback will rename them back."""
-        db = self.db()
-        if db is None:
-            return
-        db.ensure_migrations_table()
-        present = db.tables()
-        names = list(dict.fromkeys([*self.cfg.db_tables, MIGRATIONS_TABLE]))
-        pairs = [
-            [t, f"{SNAP_PREFIX}{tx[:8]}_{i}", f"{t[:40]}_kept_{tx[:8]}"]
-            for i, t in enumerate(names)
-            if t in present
-        ]
-        options = None
-        opt = self.cfg.db_options
-        if opt is not None and opt.table in present:
-            options = {
-                "table": opt.table,
-                "where": opt.where,
-                "backup": f"{SNAP_PREFIX}{tx[:8]}_opt",
-                "kept": f"{opt.table[:40]}_kept_{tx[:8]}",
-            }
-        self.journal.step(
-            "snapshot_started",
-            db={
-                "engine": db.engine,
-                "pairs": pairs,
-                "options": options,
-                "preexisting": sorted(present),
-                "complete": False,
-            },
-        )
-        for live, snap, _kept in pairs:
-            db.copy_table(live, snap)
-        if options:
-            db.copy_rows(options["table"], options["backup"], options["where"])
-        self.journal.data["db"]["complete"] = True
-        self.journal.step("snapshot_done")
-
     def _swap(self) -> None:
         """Exchange the staged tree with the live one, recording both inodes first."""
         j = self.journal.data
@@ -442,29 +419,6 @@ class Agent(RollbackMixin, HousekeepingMixin):
         self.journal.step("swap_started", files=files)
         swap_dirs(live, staging, Path(j["paths"]["aside"]))
         self.journal.step("swapped")
-
-    def _migrate(self, version: str) -> None:
-        """Run the release migrations from the live tree and record the tables they created."""
-        j = self.journal.data
-        db = self.db()
-        if db is None or not j.get("migrations"):
-            self.journal.step("migrations_done", created_tables=[])
-            return
-        self.journal.step("migrations_started")
-        before = db.tables()
-        files = []
-        for name, sha in j["migrations"]:
-            path = self.cfg.plugin_dir / "migrations" / name
-            data = path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != sha:
-                raise VerificationError(f"migration {name} changed after staging")
-            files.append((name, sha, data.decode("utf-8")))
-        try:
-            applied = db.apply_migrations(self.cfg.plugin_name, version, files)
-        finally:
-            faults.point("migrations:applied")
-        created = sorted(db.tables() - before)
-        self.journal.step("migrations_done", applied_migrations=applied, created_tables=created)
 
     def _verify(self, version: str) -> None:
         """The installed version must be the target, then the smoke test must pass."""
@@ -486,6 +440,10 @@ class Agent(RollbackMixin, HousekeepingMixin):
         gens = self._load("generations.json", [])
         if not any(g.get("txid") == tx for g in gens) and files:
             db = j.get("db") or {}
+            if db.get("mode") == "snapshot":
+                # Committed: the capture triggers and the copies go now. A later rollback of
+                # this release cannot restore its tables without losing the shop's rows since.
+                self._drop_snapshot_artifacts(db)
             gen = {
                 "txid": tx,
                 "version": j["from_version"],
@@ -493,10 +451,12 @@ class Agent(RollbackMixin, HousekeepingMixin):
                 "inode": files.get("target_inode"),
                 "created_at": _now(),
                 "db": {
-                    "pairs": [[live, snap] for live, snap, _ in db.get("pairs", [])],
-                    "options": {k: v for k, v in (db.get("options") or {}).items() if k != "kept"} or None,
+                    "mode": db.get("mode"),
+                    "site": db.get("site"),
+                    "files": db.get("files", []),
+                    "options": db.get("options"),
                 }
-                if db.get("complete")
+                if db
                 else None,
             }
             # Only the immediately previous version is kept ready for an instant rollback;
@@ -505,9 +465,17 @@ class Agent(RollbackMixin, HousekeepingMixin):
             self._store("generations.json", [gen])
             for old in retired:
                 self._delete_generation(old)
-        created_by = self._load("current.json", {}).get("created_by_version", {})
+        current = self._load("current.json", {})
+        created_by = current.get("created_by_version", {})
         if j.get("created_tables"):
             created_by[j["to_version"]] = j["created_tables"]
+        # What a later rollback past this version must undo (down files travel with it).
+        by_version = current.get("db_by_version", {})
+        if (j.get("db") or {}).get("files"):
+            by_version[j["to_version"]] = {
+                "mode": j["db"]["mode"],
+                "files": [dict(f, sha=f["sha"]) for f in j["db"]["files"]],
+            }
         self._store(
             "current.json",
             {
@@ -515,6 +483,7 @@ class Agent(RollbackMixin, HousekeepingMixin):
                 "txid": tx,
                 "created_tables": j.get("created_tables", []),
                 "created_by_version": created_by,
+                "db_by_version": by_version,
                 "committed_at": _now(),
             },
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from . import backup as backups
-from .base import SNAP_PREFIX, AgentBase, _now, log
+from .base import AgentBase, _now, log
 from .errors import (
     AgentError,
 )
@@ -72,7 +72,14 @@ class HousekeepingMixin(AgentBase):
                 self._delete_generation(g)
         self._store("generations.json", keep)
         registry = self._load("kept.json", {})
-        dropped = [n for n, info in registry.items() if info.get("created_at", now) < cutoff]
+        # Only this installation's kept tables, and only once their rows were merged back.
+        dropped = [
+            n
+            for n, info in registry.items()
+            if info.get("created_at", now) < cutoff
+            and info.get("merged", True)
+            and info.get("site", self.site) == self.site
+        ]
         db = self.db()
         if dropped and db is not None:
             db.drop_tables(dropped)
@@ -107,10 +114,12 @@ class HousekeepingMixin(AgentBase):
             refs = set()
             for g in self._load("generations.json", []):
                 gdb = g.get("db") or {}
-                refs |= {snap for _l, snap in gdb.get("pairs", [])}
+                refs |= {pair[1] for pair in gdb.get("pairs", [])}
                 if gdb.get("options"):
                     refs.add(gdb["options"]["backup"])
-            stale = [t for t in db.tables() if t.startswith(SNAP_PREFIX) and t not in refs]
+            # Another installation may share the database: its snapshots are not ours to drop.
+            mine = self.snap_prefix()
+            stale = [t for t in db.tables() if t.startswith(mine) and t not in refs]
             db.drop_tables(stale)
             removed += stale
         return removed

@@ -16,15 +16,15 @@ from typing import Any
 from . import faults
 from .fsutil import atomic_write_json, fsync_dir, read_json
 
-# Steps of an upgrade, in order. Up to and including "staged" nothing live has changed.
+# Steps of an upgrade, in order.
 UPGRADE_STEPS = (
     "prepared",
     "backed_up",
     "downloaded",
     "staged",
-    "maintenance_on",
     "snapshot_started",
     "snapshot_done",
+    "maintenance_on",
     "swap_started",
     "swapped",
     "migrations_started",
@@ -41,7 +41,11 @@ ROLLBACK_STEPS = (
     "rolled_back",
 )
 log = logging.getLogger(__name__)
-LIVE_UNTOUCHED = {"prepared", "backed_up", "downloaded", "staged"}
+# Up to "snapshot_done" checkout is not paused and no live row or file has changed (snapshot
+# mode adds capture triggers and copies, which the abandon path removes).
+LIVE_UNTOUCHED = {"prepared", "backed_up", "downloaded", "staged", "snapshot_started", "snapshot_done"}
+# Steps during which files and schema may be out of step: the maintenance flag is pinned.
+MIXED_STEPS = {"swap_started", "swapped", "migrations_started"}
 
 
 class Journal:

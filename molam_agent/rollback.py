@@ -15,7 +15,7 @@ from typing import Any
 
 from . import backup as backups
 from . import faults
-from .base import SNAP_PREFIX, AgentBase, _ms, _now, log, result
+from .base import AgentBase, _ms, _now, log, result
 from .crypto import load_or_create_key
 from .errors import (
     AgentError,
@@ -49,6 +49,8 @@ class RollbackMixin(AgentBase):
         back_to = j["from_version"] if j["op"] == "upgrade" else j["to_version"]
         try:
             self.maint.enter(j["from_version"], j["to_version"])
+            # Old files may meet new schema until the tables are back: the flag must not expire.
+            self.maint.pin()
         except OSError:
             pass  # a full disk must not stop the rollback itself
         try:
@@ -107,76 +109,6 @@ class RollbackMixin(AgentBase):
             faults.point("restore:swapped")
         return int(j.get("files_count") or count_files(live))
 
-    def _drop_partial_snapshot(self, j: dict[str, Any]) -> None:
-        """Drop snapshot tables of a snapshot that never completed."""
-        db = self.db()
-        d = j.get("db") or {}
-        if db is None:
-            return
-        names = [snap for _l, snap, _k in d.get("pairs", [])]
-        if d.get("options"):
-            names.append(d["options"]["backup"])
-        db.drop_tables(n for n in names if n.startswith(SNAP_PREFIX))
-
-    def _restore_db(self, j: dict[str, Any]) -> tuple[bool, list[str]]:
-        """Put every plugin table back in one atomic step; drop what the new version created."""
-        d = j.get("db")
-        db = self.db()
-        if not d or db is None:
-            return False, []
-        if not d.get("complete"):
-            # The snapshot was still being taken: the live tables were never touched.
-            self._drop_partial_snapshot(j)
-            return False, []
-        present = db.tables()
-        opts = d.get("options")
-        if opts and opts["backup"] in present:
-            if opts["kept"] not in present:
-                db.copy_rows(opts["table"], opts["kept"], opts["where"])
-            db.restore_rows(opts["table"], opts["where"], opts["backup"])
-        todo = [p for p in d["pairs"] if p[1] in present]
-        if todo:
-            db.restore_snapshot(todo)
-        faults.point("restore:tables-renamed")
-        present = db.tables()
-        for live, _snap, kept in d["pairs"]:
-            if kept in present and live in present:
-                db.after_restore(live, kept)
-        ours = {n for p in d["pairs"] for n in p[1:]}
-        if opts:
-            ours |= {opts["backup"], opts["kept"]}
-        set_aside: list[str] = []
-        if "drop" in d:
-            # A rollback long after the upgrade: tables the newer versions created may hold
-            # customer rows by now. Empty ones go, the others are kept and reported.
-            drop = []
-            for table in d["drop"]:
-                if table not in present or table in ours:
-                    continue
-                if db.row_count(table):
-                    name = f"{table[:40]}_kept_{j['txid'][:8]}"
-                    db.rename_table(table, name)
-                    set_aside.append(name)
-                else:
-                    drop.append(table)
-        else:
-            # Within the maintenance window no order could be written: what the new version
-            # created goes with it.
-            drop = sorted(present - set(d.get("preexisting", [])) - ours)
-            drop = [t for t in drop if not t.startswith(SNAP_PREFIX) and "_kept_" not in t]
-        db.drop_tables(drop)
-        if opts:
-            db.drop_tables([opts["backup"]])
-        j["dropped_tables"] = drop
-        present = db.tables()
-        kept = [p[2] for p in d["pairs"] if p[2] in present]
-        if opts and opts["kept"] in present:
-            kept.append(opts["kept"])
-        kept += [t for t in set_aside if t in present]
-        for name in (n for n in j.get("kept_tables", []) if n in present and n not in kept):
-            kept.append(name)  # set aside by an earlier attempt of this same rollback
-        return True, kept
-
     def _finish_rollback(self, j: dict[str, Any]) -> dict[str, Any]:
         """Reports, holds, cleanup. Runs after the rollback, never delays it."""
         tx = j["txid"]
@@ -188,18 +120,22 @@ class RollbackMixin(AgentBase):
         db = self.db()
         kept_info: dict[str, int | None] = {}
         if ok or j.get("step") == "rolled_back":
-            pairs = {p[2]: p[0] for p in (j.get("db") or {}).get("pairs", [])}
+            merged = j.get("merged_rows") or {}
             for name in j.get("kept_tables", []):
-                live = pairs.get(name)
-                kept_info[name] = db.count_missing_rows(name, live) if (db and live) else None
+                kept_info[name] = merged.get(name)
             registry = self._load("kept.json", {})
             for name, rows in kept_info.items():
-                registry.setdefault(name, {"created_at": _now(), "rows_after_backup": rows, "txid": tx})
+                # Recorded only once its rows were merged back: only then may prune drop it.
+                registry.setdefault(
+                    name, {"created_at": _now(), "merged_rows": rows, "merged": True, "txid": tx, "site": self.site}
+                )
             self._store("kept.json", registry)
+            if db is not None:
+                self._after_rollback_db(j)
         kept_text = ""
         if kept_info:
-            kept_text = "; rows written after the backup kept in " + ", ".join(
-                f"{n} ({'?' if c is None else c} new rows)" for n, c in kept_info.items()
+            kept_text = "; rows written during the window merged back from " + ", ".join(
+                f"{n} ({'?' if c is None else c} rows)" for n, c in kept_info.items()
             )
         error = j.get("error")
         rb_error = j.get("rollback_error")
@@ -256,6 +192,11 @@ class RollbackMixin(AgentBase):
                 j.get("release_sha256") if j["op"] == "upgrade" else None,
                 f"rolled back ({j.get('trigger')})",
             )
+        if failed_hard:
+            # Checkout stays paused (pinned flag) until a recovery succeeds; the control plane
+            # raises a critical alert on the failed completion reported above.
+            log.critical("checkout stays paused: rollback failed, the next run retries it")
+            self.maint.stop_heartbeat()
         if not failed_hard:
             self.maint.leave()
             target = (j.get("files") or {}).get("target_inode")
@@ -290,7 +231,9 @@ class RollbackMixin(AgentBase):
         """Record the restored version as current; its generation is used up."""
         gens = self._load("generations.json", [])
         self._store("generations.json", [g for g in gens if g.get("txid") != j.get("generation")])
-        created_by = self._load("current.json", {}).get("created_by_version", {})
+        current = self._load("current.json", {})
+        created_by = current.get("created_by_version", {})
+        by_version = current.get("db_by_version", {})
         back_to = Version(j["to_version"])
         self._store(
             "current.json",
@@ -299,6 +242,7 @@ class RollbackMixin(AgentBase):
                 "txid": j["txid"],
                 "created_tables": [],
                 "created_by_version": {v: t for v, t in created_by.items() if Version(v) <= back_to},
+                "db_by_version": {v: p for v, p in by_version.items() if Version(v) <= back_to},
                 "committed_at": _now(),
             },
         )
@@ -410,9 +354,7 @@ class RollbackMixin(AgentBase):
         """Everything a rollback needs, made ready before the journal starts it."""
         cfg = self.cfg
         live = cfg.plugin_dir
-        # Tables created by the migrations of every version newer than the target.
-        created_by = self._load("current.json", {}).get("created_by_version", {})
-        created = sorted({t for v, ts in created_by.items() if Version(v) > Version(version) for t in ts})
+        undo = self._undo_plan(version)
         j: dict[str, Any] = {
             "txid": tx,
             "op": "rollback",
@@ -434,15 +376,12 @@ class RollbackMixin(AgentBase):
             }
             j["paths"]["aside"] = gen["dir"]
             j["files_count"] = count_files(Path(gen["dir"]))
-            gdb = gen.get("db")
-            if gdb and self.db() is not None:
-                pairs = [[lv, snap, f"{lv[:40]}_kept_{tx[:8]}"] for lv, snap in gdb["pairs"]]
-                opts = (
-                    dict(gdb["options"], kept=f"{gdb['options']['table'][:40]}_kept_{tx[:8]}")
-                    if gdb.get("options")
-                    else None
-                )
-                j["db"] = {"pairs": pairs, "options": opts, "drop": created, "complete": True}
+            gdb = gen.get("db") or {}
+            if self.db() is not None:
+                opts = gdb.get("options")
+                if opts and opts.get("backup") not in self.db().tables():
+                    opts = None
+                j["db"] = dict(undo, options=opts)
             return j
         archive = next(
             (
@@ -470,28 +409,37 @@ class RollbackMixin(AgentBase):
         j["files_count"] = count_files(staging)
         db = self.db()
         section = manifest.get("db")
-        if db is not None and section:
-            pairs = []
-            for i, table in enumerate(section["tables"]):
-                name = f"{SNAP_PREFIX}{tx[:8]}_{i}"
-                db.create_from_ddl(table["ddl"], table["name"], name)
-                db.insert_rows(name, table["columns"], backups.read_rows(scratch / f"{table['name']}.jsonl"))
-                pairs.append([table["name"], name, f"{table['name'][:40]}_kept_{tx[:8]}"])
+        if db is not None:
+            # The archive's table rows are NOT put back: that would revert every order taken
+            # since. The schema goes back through the down files of the newer releases; the
+            # plugin's option rows come from the archive.
             opts = None
-            if section.get("options"):
+            if section and section.get("options"):
                 o = section["options"]
-                bname = f"{SNAP_PREFIX}{tx[:8]}_opt"
+                bname = f"{self.snap_prefix()}{tx[:8]}_opt"
+                db.drop_tables([bname])
                 db.execute(f"CREATE TABLE {db.q(bname)} AS SELECT * FROM {db.q(o['table'])} WHERE 1 = 0")
                 db.insert_rows(bname, o["columns"], backups.read_rows(scratch / "options.jsonl"))
-                opts = {
-                    "table": o["table"],
-                    "where": o["where"],
-                    "backup": bname,
-                    "kept": f"{o['table'][:40]}_kept_{tx[:8]}",
-                }
-            j["db"] = {"pairs": pairs, "options": opts, "drop": created, "complete": True}
+                opts = {"table": o["table"], "where": o["where"], "backup": bname, "saved": True}
+            j["db"] = dict(undo, options=opts)
         remove_tree(scratch)
         return j
+
+    def _undo_plan(self, version: str) -> dict[str, Any]:
+        """The migrations of every committed release newer than ``version``, to undo newest first."""
+        by_version = self._load("current.json", {}).get("db_by_version", {})
+        files: list[dict[str, Any]] = []
+        for v in sorted(by_version, key=Version):
+            if Version(v) <= Version(version):
+                continue
+            plan = by_version[v]
+            if plan.get("mode") == "snapshot":
+                raise RollbackError(
+                    f"version {v} changed existing tables without down migrations (snapshot mode);"
+                    f" rolling back past it would lose the rows written since: roll forward instead"
+                )
+            files += plan.get("files", [])
+        return {"mode": "down", "site": self.site, "files": files, "pairs": [], "complete": True}
 
 
 def _breakdown(j: dict[str, Any]) -> dict[str, float] | None:

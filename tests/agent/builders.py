@@ -20,6 +20,8 @@ WOO_FILES = 5000
 WOO_BYTES = 60 << 20
 WOO_ROWS = 100_000
 
+# A release with a contract statement (the UPDATE) whose files ship their reverse migrations
+# (``migrations/down/``): "down" mode. Keys under ``down/`` are the reverse files.
 GOOD_MIGRATIONS = {
     "001_fee_column.sql": "ALTER TABLE wp_molam_orders ADD COLUMN fee_amount DECIMAL(12,2) NOT NULL DEFAULT 0;\n",
     "002_refunds.sql": (
@@ -27,10 +29,41 @@ GOOD_MIGRATIONS = {
         "UPDATE wp_molam_settings SET value = '4' WHERE name = 'schema';\n"
         "INSERT INTO wp_options (option_name, option_value) VALUES ('molam_v4_flag', '1');\n"
     ),
+    "down/001_fee_column.sql": "ALTER TABLE wp_molam_orders DROP COLUMN fee_amount;\n",
+    "down/002_refunds.sql": (
+        "DROP TABLE wp_molam_refunds;\n"
+        "UPDATE wp_molam_settings SET value = '3' WHERE name = 'schema';\n"
+        "DELETE FROM wp_options WHERE option_name = 'molam_v4_flag';\n"
+    ),
 }
+# Fails at run time (the column does not exist) on a table of the plugin: an expand statement.
 BROKEN_MIGRATIONS = dict(
-    GOOD_MIGRATIONS, **{"003_broken.sql": "ALTER TABLE wp_molam_missing ADD COLUMN x INT;\n"}
+    GOOD_MIGRATIONS, **{"003_broken.sql": "CREATE INDEX idx_broken ON wp_molam_orders (no_such_column);\n"}
 )
+# The normal case: additive only, no reverse files, no table copied.
+EXPAND_MIGRATIONS = {
+    "001_fee_column.sql": "ALTER TABLE wp_molam_orders ADD COLUMN fee_amount DECIMAL(12,2) NOT NULL DEFAULT 0;\n",
+    "002_refunds.sql": (
+        "CREATE TABLE wp_molam_refunds (id BIGINT PRIMARY KEY, order_id BIGINT, amount DECIMAL(12,2));\n"
+        "CREATE INDEX idx_refund_order ON wp_molam_refunds (order_id);\n"
+        "INSERT INTO wp_options (option_name, option_value) VALUES ('molam_v4_flag', '1');\n"
+    ),
+}
+# Contract without reverse files: refused unless database.allow_snapshot = true.
+SNAPSHOT_MIGRATIONS = {
+    "001_fee_column.sql": "ALTER TABLE wp_molam_orders ADD COLUMN fee_amount DECIMAL(12,2) NOT NULL DEFAULT 0;\n",
+    "002_status.sql": (
+        "ALTER TABLE wp_molam_orders DROP COLUMN payload;\n"
+        "UPDATE wp_molam_settings SET value = '4' WHERE name = 'schema';\n"
+    ),
+}
+# Tables the agent's test config declares as the plugin's (wp_molam_refunds: created by 4.0.0).
+CONFIG_TABLES = ["wp_molam_orders", "wp_molam_settings", "wp_molam_refunds"]
+
+
+def up_only(migrations: dict[str, str]) -> dict[str, str]:
+    """The forward migration files of a ``migrations`` dict (without ``down/`` files)."""
+    return {k: v for k, v in migrations.items() if not k.startswith("down/")}
 
 
 # --------------------------------------------------------------------------- release signing --

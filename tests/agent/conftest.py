@@ -27,9 +27,12 @@ from molam_agent.fsutil import tree_fingerprint
 
 from .builders import (  # noqa: F401  (re-exported for the test modules)
     BROKEN_MIGRATIONS,
+    CONFIG_TABLES,
+    EXPAND_MIGRATIONS,
     GOOD_MIGRATIONS,
     MYSQL_SEED,
     PG_SEED,
+    SNAPSHOT_MIGRATIONS,
     SQLITE_SEED,
     WOO_BYTES,
     WOO_FILES,
@@ -38,6 +41,7 @@ from .builders import (  # noqa: F401  (re-exported for the test modules)
     make_release,
     sign_release,
     signing_public_key,
+    up_only,
     write_header,
 )
 from .controlplane import FakeControlPlane
@@ -89,7 +93,7 @@ def create_database(engine: str, tmp_path: Path, rows: int) -> tuple[str, Any]:
     name = f"molam_t_{uuid.uuid4().hex[:12]}"
     if engine == "mysql":
         if not _mysql_available():
-            pytest.skip("MariaDB not reachable at 127.0.0.1:3306")
+            pytest.fail("MariaDB not reachable at 127.0.0.1:3306 (root, no password): start it")
         with connect(MYSQL_ADMIN) as admin:
             admin.execute(f"CREATE DATABASE {name}")
         url = f"mysql://root@127.0.0.1:3306/{name}"
@@ -103,7 +107,7 @@ def create_database(engine: str, tmp_path: Path, rows: int) -> tuple[str, Any]:
         return url, cleanup
     if engine == "postgresql":
         if not _pg_available():
-            pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
+            pytest.fail("PostgreSQL not reachable at 127.0.0.1:5432 (postgres, trust): start it")
         with connect(PG_ADMIN) as admin:
             admin.execute(f"CREATE DATABASE {name}")
         url = f"postgresql://postgres@127.0.0.1:5432/{name}"
@@ -184,7 +188,7 @@ class Host:
         if self.db_url:
             cfg["database"] = {
                 "url": self.db_url,
-                "tables": PLUGIN_TABLES,
+                "tables": CONFIG_TABLES,
                 # SQLite's LIKE has no default escape character: say which one.
                 "options": {
                     "table": "wp_options",

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from molam_agent.db import connect
 
-from .conftest import GOOD_MIGRATIONS, MERCHANT, db_state
+from .conftest import GOOD_MIGRATIONS, MERCHANT, db_state, up_only
 
 
 def _upgrade(host, release, version="4.0.0", **kwargs):
@@ -157,7 +157,8 @@ def test_dry_run_changes_nothing(mysql_host, small_release):
 
     assert rc == 0, out
     assert out["dry_run"] is True and out["status"] == "skipped"
-    assert out["plan"]["migrations_to_run"] == sorted(GOOD_MIGRATIONS)
+    assert out["plan"]["migrations_to_run"] == sorted(up_only(GOOD_MIGRATIONS))
+    assert out["plan"]["migration_mode"] == "down" and out["plan"]["tables_copied"] == []
     assert host.fingerprint() == before
     assert db_state(host.db_url) == before_db
     assert not host.cp.state.posts("upgrades")
