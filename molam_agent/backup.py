@@ -36,6 +36,7 @@ from .crypto import DecryptingReader, EncryptingWriter
 from .db import Database, encode_value
 from .errors import AgentError
 from .fsutil import fsync_dir
+from .progress import progress
 
 _NAME_RE = re.compile(
     r"^(?P<plugin>.+)-(?P<version>[^-]+(?:-[^-]+)*)-(?P<stamp>\d{8}T\d{6}Z)-(?P<id>[0-9a-f]+)\.mab$"
@@ -133,7 +134,9 @@ def create_archive(
                 for arcname, path in dumps:
                     tar.add(path, arcname=arcname)
                 faults.point("backup:db-written")
-                tar.add(plugin_dir, arcname="files", recursive=True)
+                meter = progress("backup files", unit="files")
+                tar.add(plugin_dir, arcname="files", recursive=True, filter=meter.tar_filter)
+                meter.finish()
             writer.close()
             raw.flush()
             os.fsync(raw.fileno())
@@ -175,14 +178,17 @@ def _dump_rows(db: Database, sql: str, path: Path) -> int:
     cur = db.conn.cursor()
     try:
         cur.execute(sql)
+        meter = progress(f"backup {path.stem}", unit="rows")
         with open(path, "w") as out:
             while rows := cur.fetchmany(2000):
+                meter.advance(len(rows))
                 for row in rows:
                     out.write(json.dumps([encode_value(v) for v in row], separators=(",", ":")))
                     out.write("\n")
                     count += 1
     finally:
         cur.close()
+    meter.finish()
     return count
 
 

@@ -46,6 +46,7 @@ from .policy import (
     script_class,
     unquote,
 )
+from .progress import timed
 
 
 class StepTimeout(MigrationError):
@@ -176,7 +177,8 @@ class DatabaseFlowMixin(AgentBase):
                 db.with_lock_retries(
                     lambda live=live, trigger=trigger: db.install_capture(live, trigger + "_w", d["chg"], live, "w"), self.cfg.db_lock_retries
                 )
-                db.copy_table(live, snap)
+                with timed(f"copy {live}"):
+                    db.copy_table(live, snap)
                 db.install_capture(snap, trigger + "_r", d["chg"], live, "r")
             d["complete"] = True
         self.journal.step("snapshot_done")
@@ -298,6 +300,8 @@ class DatabaseFlowMixin(AgentBase):
             if opts["backup"] not in db.tables():
                 raise RollbackError(f"the copy of the option rows ({opts['backup']}) is missing")
             db.with_lock_retries(lambda: db.restore_rows(opts["table"], opts["where"], opts["backup"]), retries)
+        if mode != "snapshot":
+            faults.point("restore:tables-renamed")  # the documented mid-restore kill point
         self._undo_migrations(d, db)
         return True, kept
 
@@ -312,7 +316,13 @@ class DatabaseFlowMixin(AgentBase):
             partial = not recorded and d.get("running") == f["name"] and not db.transactional_ddl
             if f.get("down") is not None and d["mode"] != "snapshot":
                 if recorded or partial:
-                    self._run_down(db, f, recorded, partial)
+                    # A down interrupted by a crash runs again: on MySQL/MariaDB its first
+                    # statements may already be done, so their errors are not fatal then.
+                    again = d.get("down_running") == f["name"]
+                    d["down_running"] = f["name"]
+                    self.journal.save()
+                    self._run_down(db, f, recorded, partial or again)
+                    faults.point("restore:down-applied")
                 continue
             keeps = f["class"] == EXPAND and not f["inserts_options"] and not (set(f["tables"]) & snapped)
             if recorded and not keeps:
