@@ -47,6 +47,8 @@ from tests.agent.builders import (  # noqa: E402  (the same fixture the agent te
     WOO_ROWS,
     build_plugin,
     make_release,
+    sign_release,
+    signing_public_key,
 )
 
 TABLES = ["wp_molam_orders", "wp_molam_settings"]
@@ -99,8 +101,9 @@ def main() -> int:
             db_options=OptionRows("wp_options", "option_name LIKE 'molam\\_%'"),
             smoke_command=SMOKE,
             api_timeout_s=0.5,
+            public_key=signing_public_key(),
         )
-        release = Release("4.0.0", zip_path.as_uri(), sha)
+        release = Release("4.0.0", zip_path.as_uri(), sha, sign_release(zip_path))
 
         swap: list[float] = []
         parts: dict[str, list[float]] = {}
