@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from molam_upgrades.exceptions import InvalidTransition
+from molam_upgrades.models import AuditEntry
 
 from .choices import FINAL_STATES, BackupStatus
 from .models import PluginBackup
@@ -21,8 +22,12 @@ def create_backup(**fields) -> PluginBackup:
     return PluginBackup.objects.create(**fields)
 
 
-def update_backup(backup: PluginBackup, **changes) -> PluginBackup:
-    """Update status/size/sha256. Failed and expired backups are final (409)."""
+def update_backup(backup: PluginBackup, *, actor: str | None = None, **changes) -> PluginBackup:
+    """Update status/size/sha256. Failed and expired backups are final (409).
+
+    A change made by a person (``actor``: the admin) is written to the audit log; the agent's
+    own progress reports are not (they are the backup's normal life).
+    """
     with transaction.atomic():
         locked = PluginBackup.objects.select_for_update().get(pk=backup.pk)
         new_status = changes.get("backup_status")
@@ -30,10 +35,23 @@ def update_backup(backup: PluginBackup, **changes) -> PluginBackup:
             raise InvalidTransition(f"A {locked.backup_status} backup cannot be changed.")
         if new_status == BackupStatus.PENDING and locked.backup_status != BackupStatus.PENDING:
             raise InvalidTransition(f"A {locked.backup_status} backup cannot go back to pending.")
+        before = {field: _jsonable(getattr(locked, field)) for field in changes}
         for field, value in changes.items():
             setattr(locked, field, value)
         locked.save()
+        if actor:
+            AuditEntry.record(
+                actor=actor,
+                action="backup.updated",
+                obj=locked,
+                before=before,
+                after={field: _jsonable(value) for field, value in changes.items()},
+            )
     return locked
+
+
+def _jsonable(value):
+    return value if value is None or isinstance(value, (str, int, bool)) else str(value)
 
 
 def expire_backups(now=None) -> int:

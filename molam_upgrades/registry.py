@@ -13,6 +13,7 @@ The core (``molam_upgrades``) imports no app. Each app fills this registry from 
         registry.register_metrics("rollouts", read=monitoring.read, collect=monitoring.collect)
         registry.register_readiness_check("sira", monitoring.sira_check)
         registry.register_demo_data("rollouts", demo.seed, order=20)
+        registry.register_kpi("rollout_velocity_days", metrics.rollout_velocity_days)
 
 Registering the same name twice replaces the entry (``ready()`` may run more than once in tests).
 """
@@ -76,6 +77,7 @@ _page_urls: dict[str, str] = {}
 _metrics: dict[str, MetricsSource] = {}
 _readiness: dict[str, ReadinessCheck] = {}
 _demo: dict[str, DemoData] = {}
+_kpis: dict[str, Callable[[], Any]] = {}
 
 
 def register_api_urls(module: str) -> None:
@@ -100,6 +102,17 @@ def register_readiness_check(
 
 def register_demo_data(name: str, seed: Callable[[Any], None], *, order: int = 50) -> None:
     _demo[name] = DemoData(name, seed, order)
+
+
+def register_kpi(name: str, value: Callable[[], Any]) -> None:
+    """A KPI another app shows (e.g. rollout velocity on the rollback stats), without importing its owner."""
+    _kpis[name] = value
+
+
+def kpi_value(name: str) -> Any:
+    """The registered KPI's current value; None when no app provides it."""
+    value = _kpis.get(name)
+    return value() if value is not None else None
 
 
 def api_url_modules() -> list[str]:

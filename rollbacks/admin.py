@@ -1,12 +1,19 @@
+"""Upgrade reports and rollback history in admin: read-only; changes through audited actions."""
+
 from __future__ import annotations
 
 from django.contrib import admin
 
+from molam_upgrades.admin_actions import ReadOnlyAdminMixin, run_action
+
+from . import services
 from .models import RollbackHistory, UpgradeLog
 
 
 @admin.register(UpgradeLog)
-class UpgradeLogAdmin(admin.ModelAdmin):
+class UpgradeLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Reports are what merchants' plugins said happened; rollout error rates are computed from them."""
+
     list_display = (
         "created_at",
         "merchant_id",
@@ -20,11 +27,12 @@ class UpgradeLogAdmin(admin.ModelAdmin):
     list_filter = ("status", "rollback_status", "plugin_name")
     search_fields = ("=id", "=merchant_id", "plugin_name", "to_version")
     date_hierarchy = "created_at"
-    readonly_fields = ("id", "created_at")
 
 
 @admin.register(RollbackHistory)
-class RollbackHistoryAdmin(admin.ModelAdmin):
+class RollbackHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The rollback history is an audit trail (a database trigger refuses edits of completed rows)."""
+
     list_display = (
         "created_at",
         "merchant_id",
@@ -45,19 +53,14 @@ class RollbackHistoryAdmin(admin.ModelAdmin):
         "error_message",
     )
     date_hierarchy = "created_at"
+    actions = ["close_as_failed"]
 
-    def get_readonly_fields(self, request, obj=None):
-        # Completed rows are part of the immutable audit trail (a database trigger agrees).
-        if obj is not None and obj.completed_at is not None:
-            return [f.name for f in self.model._meta.fields]
-        return (
-            "rollback_id",
-            "created_at",
-            "completed_at",
-            "sira_triggered",
-            "error_rate_detected",
-            "rollout",
+    @admin.action(description="Close the selected in-progress rollbacks as failed (the agent never reported)")
+    def close_as_failed(self, request, queryset):
+        run_action(
+            self,
+            request,
+            queryset,
+            lambda rollback, actor: services.close_rollback(rollback, actor=actor),
+            "Closed {count} rollback(s) as failed.",
         )
-
-    def has_delete_permission(self, request, obj=None):
-        return False

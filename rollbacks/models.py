@@ -9,6 +9,10 @@ from django.utils import timezone
 
 from .choices import RollbackStatus, RollbackTrigger, UpgradeStatus
 
+# Sira pauses are fleet-wide events, not one merchant's rollback: they are recorded in the
+# rollback history under the nil merchant id.
+FLEET_MERCHANT_ID = uuid.UUID(int=0)
+
 
 class UpgradeLog(models.Model):
     """One upgrade attempt reported by a merchant's plugin (and the rollback that followed)."""
@@ -67,9 +71,9 @@ class RollbackHistory(models.Model):
     error_message = models.TextField(null=True, blank=True)
     sira_triggered = models.BooleanField(default=False)
     error_rate_detected = models.DecimalField(max_digits=5, decimal_places=4, null=True, blank=True)
-    rollout = models.ForeignKey(
-        "rollouts.Rollout", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
+    # The rollout Sira paused, for Sira pause records. A plain id, not a foreign key: rollouts
+    # depend on this app (it owns the upgrade reports), never the other way round.
+    rollout_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     initiated_by = models.CharField(max_length=160, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -95,3 +99,12 @@ class RollbackHistory(models.Model):
     @property
     def is_completed(self) -> bool:
         return self.completed_at is not None
+
+    @property
+    def is_fleet_event(self) -> bool:
+        """A Sira pause record, not a merchant's rollback."""
+        return self.merchant_id == FLEET_MERCHANT_ID
+
+    @property
+    def status(self) -> str:
+        return "completed" if self.completed_at else "in_progress"

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 from uuid import UUID
 
 from django.db import transaction
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
+from molam_upgrades import registry
 from molam_upgrades.alerts import raise_alert
 from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition
 from molam_upgrades.models import AuditEntry
 
 from .choices import RollbackStatus, RollbackTrigger, UpgradeStatus
-from .models import RollbackHistory, UpgradeLog
+from .models import FLEET_MERCHANT_ID, RollbackHistory, UpgradeLog
 
 logger = logging.getLogger("molam.rollbacks")
 
@@ -213,6 +215,56 @@ def complete_rollback(
     return locked
 
 
+def close_rollback(rollback: RollbackHistory, *, actor: str) -> RollbackHistory:
+    """Close an in-progress rollback as failed on an operator's word (the agent never reported).
+
+    Goes through ``complete_rollback`` (409 when already completed, ops alerted) and is audited.
+    """
+    with transaction.atomic():
+        closed = complete_rollback(
+            rollback=rollback,
+            success=False,
+            duration_ms=None,
+            files_restored=None,
+            db_restored=None,
+            error_message=f"Closed as failed by {actor}: the agent never reported completion.",
+        )
+        AuditEntry.record(
+            actor=actor,
+            action="rollback.closed",
+            obj=closed,
+            before={"status": "in_progress"},
+            after={"status": "completed", "success": False},
+        )
+    return closed
+
+
+def record_sira_pause(
+    *, plugin_name: str, version: str, rollout_id: int, error_rate: Decimal, reason: str, actor: str
+) -> RollbackHistory:
+    """Record a Sira auto-pause in the rollback history (a fleet event under the nil merchant).
+
+    Called by ``rollouts.services`` inside its pause transaction: this app owns the history table.
+    """
+    return RollbackHistory.objects.create(
+        merchant_id=FLEET_MERCHANT_ID,
+        plugin_name=plugin_name,
+        from_version=version,
+        to_version=version,
+        rollback_trigger=RollbackTrigger.AUTOMATIC,
+        success=True,
+        duration_ms=0,
+        files_restored=0,
+        db_restored=False,
+        rollback_reason=reason,
+        sira_triggered=True,
+        error_rate_detected=error_rate,
+        rollout_id=rollout_id,
+        initiated_by=actor,
+        completed_at=timezone.now(),
+    )
+
+
 def completed_rollbacks():
     """Merchant rollbacks that finished (Sira pause records are not merchant rollbacks)."""
     return RollbackHistory.objects.filter(completed_at__isnull=False, sira_triggered=False)
@@ -312,14 +364,12 @@ def _kpi(name: str, value) -> dict:
 
 def kpis(stats: dict, now=None) -> dict:
     """Each seed KPI with its target and whether it is met (None when there is no data yet)."""
-    from rollouts.metrics import rollout_velocity_days
-
     per_day = rollbacks_per_day(now=now)
     return {
         "rollback_success_rate_pct": _kpi("rollback_success_rate_pct", stats["overall_success_rate_pct"]),
         "avg_rollback_duration_ms": _kpi("avg_rollback_duration_ms", stats["avg_duration_ms"]),
         "failed_rollbacks_7d": _kpi("failed_rollbacks_7d", stats["failed_rollbacks_last_7d"]),
-        "rollout_velocity_days": _kpi("rollout_velocity_days", rollout_velocity_days()),
+        "rollout_velocity_days": _kpi("rollout_velocity_days", registry.kpi_value("rollout_velocity_days")),
         "rollbacks_per_day": {
             "value": round(sum(d["successful"] + d["failed"] for d in per_day) / len(per_day), 2),
             "series": per_day,

@@ -20,10 +20,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from molam_upgrades.web import OpsPageMixin
-from rollouts.services import FLEET_MERCHANT_ID
 
 from .filtersets import RollbackHistoryFilterSet
-from .models import RollbackHistory
+from .models import FLEET_MERCHANT_ID, RollbackHistory
 from .services import kpis, rollback_stats
 
 PAGE_SIZE = 25

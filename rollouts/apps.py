@@ -10,5 +10,8 @@ class RolloutsConfig(AppConfig):
     def ready(self) -> None:
         from molam_upgrades import registry
 
+        from . import metrics
+
         registry.register_api_urls("rollouts.api.urls")
         registry.register_page_urls("rollouts.urls")
+        registry.register_kpi("rollout_velocity_days", metrics.rollout_velocity_days)

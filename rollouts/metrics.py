@@ -1,72 +1,22 @@
-"""Rollout health computed in the database: error rate and merchants upgraded."""
+"""Rollout health: error rates (over the upgrade reports ``rollbacks`` owns) and velocity."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import timedelta
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from rollbacks.choices import ERROR_STATUSES, UpgradeStatus
-from rollbacks.models import UpgradeLog
+# The error-rate queries have one owner, the app that owns the upgrade reports; rollouts (and
+# apps built on rollouts) read them through this module.
+from rollbacks.reports import error_rate, with_error_counts, with_metrics
 
+from .models import Rollout
 
-def _reports_for(rollout_ref=OuterRef):
-    """Upgrade reports that count for a rollout: its plugin and version, since it was created."""
-    return UpgradeLog.objects.filter(
-        plugin_name=rollout_ref("plugin_name"),
-        to_version=rollout_ref("version"),
-        created_at__gte=rollout_ref("created_at"),
-    )
-
-
-def _count(queryset, expression) -> Coalesce:
-    return Coalesce(
-        Subquery(
-            queryset.order_by().values("plugin_name").annotate(n=expression).values("n")[:1],
-            output_field=IntegerField(),
-        ),
-        Value(0),
-    )
-
-
-def with_error_counts(queryset: QuerySet) -> QuerySet:
-    """Annotate rollouts with ``reports_total`` and ``reports_failed`` (what the error rate needs).
-
-    Counts only columns of the covering index, so PostgreSQL answers with index-only scans.
-    """
-    reports = _reports_for()
-    return queryset.annotate(
-        reports_total=_count(reports, Count("*")),
-        reports_failed=_count(reports, Count("status", filter=Q(status__in=ERROR_STATUSES))),
-    )
-
-
-def with_metrics(queryset: QuerySet) -> QuerySet:
-    """Error counts plus ``merchants_upgraded``, in one SQL statement (no rows loaded in Python)."""
-    reports = _reports_for()
-    return with_error_counts(queryset).annotate(
-        merchants_upgraded=_count(
-            reports.filter(status=UpgradeStatus.SUCCESS), Count("merchant_id", distinct=True)
-        ),
-    )
-
-
-def error_rate(total: int, errors: int) -> Decimal:
-    """(failed + rolled_back) / total, 0 when there are no reports; 4 decimals."""
-    if not total:
-        return Decimal("0.0000")
-    return (Decimal(errors) / Decimal(total)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+__all__ = ["error_rate", "rollout_velocity_days", "with_error_counts", "with_metrics"]
 
 
 def rollout_velocity_days(window_days: int = 90) -> float | None:
     """Median days from a rollout's first stage to 100 %, over rollouts that got there recently."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from .models import Rollout
-
     since = timezone.now() - timedelta(days=window_days)
     durations = sorted(
         (full - created).total_seconds() / 86400

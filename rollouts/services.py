@@ -8,7 +8,6 @@ decision data for the plugin once the transaction commits.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,8 +18,7 @@ from molam_upgrades.alerts import raise_alert
 from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition, NotFound
 from molam_upgrades.models import AuditEntry
-from rollbacks.choices import RollbackTrigger
-from rollbacks.models import RollbackHistory
+from rollbacks.services import record_sira_pause
 
 from . import cohort
 from .choices import TRANSITIONS, RolloutStatus
@@ -30,9 +28,6 @@ from .models import AutoCheckRun, Release, Rollout
 logger = logging.getLogger("molam.rollouts")
 
 SIRA_ACTOR = "sira"
-# Sira pauses are fleet-wide events, not one merchant's rollback: they are recorded in the
-# rollback history under the nil merchant id.
-FLEET_MERCHANT_ID = uuid.UUID(int=0)
 
 
 def _after_commit_invalidate(plugin_name: str) -> None:
@@ -310,22 +305,13 @@ def _auto_pause_one(
         reason = sira_reason(rate, threshold, errors, total)
         _apply_status(rollout, RolloutStatus.PAUSED, actor=actor, reason=reason, auto=True)
         rollout.save()
-        RollbackHistory.objects.create(
-            merchant_id=FLEET_MERCHANT_ID,
+        record_sira_pause(
             plugin_name=rollout.plugin_name,
-            from_version=rollout.version,
-            to_version=rollout.version,
-            rollback_trigger=RollbackTrigger.AUTOMATIC,
-            success=True,
-            duration_ms=0,
-            files_restored=0,
-            db_restored=False,
-            rollback_reason=reason,
-            sira_triggered=True,
-            error_rate_detected=rate,
-            rollout=rollout,
-            initiated_by=actor,
-            completed_at=timezone.now(),
+            version=rollout.version,
+            rollout_id=rollout.pk,
+            error_rate=rate,
+            reason=reason,
+            actor=actor,
         )
         AuditEntry.record(
             actor=actor,

@@ -1,35 +1,19 @@
 from __future__ import annotations
 
-import re
-
 from rest_framework import serializers
 
-from molam_upgrades.api.fields import PluginNameField, StrictIntegerField, StrictUUIDField, VersionField
+from molam_upgrades.api.fields import (
+    PluginNameField,
+    Sha256Field,
+    StrictIntegerField,
+    StrictUUIDField,
+    TextField,
+    VersionField,
+)
 from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
 from ..choices import BackupStatus
 from ..models import PluginBackup
-
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-class Sha256Field(serializers.CharField):
-    default_error_messages = {"invalid_sha": "Must be 64 lower-case hexadecimal characters."}
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        value = super().to_internal_value(data).lower()
-        if not SHA256_RE.match(value):
-            self.fail("invalid_sha")
-        return value
-
-
-class TextField(serializers.CharField):
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class BackupCreateSerializer(serializers.Serializer):

@@ -3,8 +3,12 @@ query-string filter fields the API and the dashboards share."""
 
 from __future__ import annotations
 
+import re
+
 import django_filters
 from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..versions import PLUGIN_NAME_RE, VERSION_MAX_LENGTH, is_valid_version
@@ -82,6 +86,40 @@ class StrictUUIDField(serializers.UUIDField):
         if not isinstance(data, str):
             self.fail("invalid", value=data)
         return super().to_internal_value(data)
+
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Sha256Field(serializers.CharField):
+    default_error_messages = {"invalid_sha": "Must be 64 lower-case hexadecimal characters."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data).lower()
+        if not SHA256_RE.match(value):
+            self.fail("invalid_sha")
+        return value
+
+
+class TextField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class NumberField(serializers.Field):
+    """An output number sent as computed (an int stays an int, a float a float)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("read_only", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value
 
 
 class IsoDateTimeField(serializers.DateTimeField):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from molam_upgrades.api.fields import (
+    NumberField,
     PluginNameField,
     ReasonField,
     StrictBooleanField,
@@ -12,6 +13,7 @@ from molam_upgrades.api.fields import (
     StrictUUIDField,
     VersionField,
 )
+from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
 from ..choices import RollbackEventStatus, RollbackTrigger, UpgradeStatus
 from ..models import RollbackHistory, UpgradeLog
@@ -61,45 +63,114 @@ class PendingQuerySerializer(serializers.Serializer):
     plugin_name = PluginNameField(required=False)
 
 
-def upgrade_log_data(log: UpgradeLog) -> dict:
-    return {
-        "id": str(log.id),
-        "merchant_id": str(log.merchant_id),
-        "plugin_name": log.plugin_name,
-        "from_version": log.from_version,
-        "to_version": log.to_version,
-        "status": log.status,
-        "error": log.error,
-        "duration_ms": log.duration_ms,
-        "rollback_version": log.rollback_version,
-        "rollback_status": log.rollback_status,
-        "rollback_triggered_at": log.rollback_triggered_at.isoformat() if log.rollback_triggered_at else None,
-        "rollback_reason": log.rollback_reason,
-        "created_at": log.created_at.isoformat(),
-    }
+# --- responses ---------------------------------------------------------------------------
 
 
-def rollback_data(rollback: RollbackHistory) -> dict:
-    return {
-        "rollback_id": str(rollback.rollback_id),
-        "merchant_id": str(rollback.merchant_id),
-        "plugin_name": rollback.plugin_name,
-        "from_version": rollback.from_version,
-        "to_version": rollback.to_version,
-        "rollback_trigger": rollback.rollback_trigger,
-        "success": rollback.success,
-        "duration_ms": rollback.duration_ms,
-        "files_restored": rollback.files_restored,
-        "db_restored": rollback.db_restored,
-        "reason": rollback.rollback_reason,
-        "error_message": rollback.error_message,
-        "sira_triggered": rollback.sira_triggered,
-        "error_rate_detected": float(rollback.error_rate_detected)
-        if rollback.error_rate_detected is not None
-        else None,
-        "rollout_id": rollback.rollout_id,
-        "initiated_by": rollback.initiated_by,
-        "status": "completed" if rollback.completed_at else "in_progress",
-        "created_at": rollback.created_at.isoformat(),
-        "completed_at": rollback.completed_at.isoformat() if rollback.completed_at else None,
-    }
+class UpgradeLogSerializer(OutputModelSerializer):
+    """An upgrade report and the rollback that followed it, if any."""
+
+    class Meta:
+        model = UpgradeLog
+        fields = [
+            "id",
+            "merchant_id",
+            "plugin_name",
+            "from_version",
+            "to_version",
+            "status",
+            "error",
+            "duration_ms",
+            "rollback_version",
+            "rollback_status",
+            "rollback_triggered_at",
+            "rollback_reason",
+            "created_at",
+        ]
+
+
+class RollbackSerializer(OutputModelSerializer):
+    """A rollback from initiation to completion (``success`` is null while in progress)."""
+
+    reason = serializers.CharField(source="rollback_reason", read_only=True, allow_null=True)
+    error_rate_detected = serializers.FloatField(read_only=True, allow_null=True)
+    status = serializers.ChoiceField(choices=["in_progress", "completed"], read_only=True)
+
+    class Meta:
+        model = RollbackHistory
+        fields = [
+            "rollback_id",
+            "merchant_id",
+            "plugin_name",
+            "from_version",
+            "to_version",
+            "rollback_trigger",
+            "success",
+            "duration_ms",
+            "files_restored",
+            "db_restored",
+            "reason",
+            "error_message",
+            "sira_triggered",
+            "error_rate_detected",
+            "rollout_id",
+            "initiated_by",
+            "status",
+            "created_at",
+            "completed_at",
+        ]
+
+
+UpgradeLogResponse = envelope("UpgradeLogResponse", upgrade_log=UpgradeLogSerializer())
+RollbackResponse = envelope("RollbackResponse", rollback=RollbackSerializer())
+RollbackInitiatedResponse = envelope(
+    "RollbackInitiatedResponse", rollback_id=serializers.UUIDField(), rollback=RollbackSerializer()
+)
+PendingRollbacksResponse = envelope("PendingRollbacksResponse", ok=None, rollbacks=RollbackSerializer(many=True))
+
+
+class PluginRollbackStatsSerializer(serializers.Serializer):
+    plugin_name = serializers.CharField()
+    total_rollbacks = serializers.IntegerField()
+    successful_rollbacks = serializers.IntegerField()
+    success_rate_pct = NumberField(allow_null=True)
+    avg_duration_ms = serializers.IntegerField(allow_null=True)
+
+
+class KpiSerializer(serializers.Serializer):
+    """A seed KPI, its target and whether it is met (``ok`` null when there is no data yet)."""
+
+    value = NumberField(allow_null=True)
+    target = NumberField(allow_null=True)
+    comparison = serializers.ChoiceField(choices=[">", "<", "<=", "monitor"])
+    ok = serializers.BooleanField(allow_null=True)
+
+
+class DayCountSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+
+
+class SeriesKpiSerializer(KpiSerializer):
+    series = DayCountSerializer(many=True, help_text="Completed rollbacks per UTC day, oldest first.")
+
+
+class KpisSerializer(serializers.Serializer):
+    rollback_success_rate_pct = KpiSerializer()
+    avg_rollback_duration_ms = KpiSerializer()
+    failed_rollbacks_7d = KpiSerializer()
+    rollout_velocity_days = KpiSerializer()
+    rollbacks_per_day = SeriesKpiSerializer()
+
+
+class RollbackStatsSerializer(serializers.Serializer):
+    """The seed's rollback KPIs over completed merchant rollbacks."""
+
+    success_rate_by_plugin = PluginRollbackStatsSerializer(many=True)
+    rollbacks_last_24h = serializers.IntegerField()
+    failed_rollbacks_last_7d = serializers.IntegerField()
+    rollbacks_last_7d = serializers.IntegerField()
+    total_rollbacks = serializers.IntegerField()
+    overall_success_rate_pct = NumberField(allow_null=True)
+    avg_duration_ms = serializers.IntegerField(allow_null=True)
+    kpis = KpisSerializer()

@@ -1,19 +1,13 @@
+"""The seed's 115bis paths: POST upgrades, POST rollback, rollback/initiate|pending|history|stats,
+POST rollback/<uuid>/complete."""
+
 from __future__ import annotations
 
-from django.urls import path
+from molam_upgrades.api.viewsets import SeedRouter
 
-from . import views
+from .views import RollbackViewSet, UpgradeReportViewSet
 
-urlpatterns = [
-    path("upgrades", views.UpgradeReportView.as_view(), name="upgrade-report"),
-    path("rollback", views.RollbackEventView.as_view(), name="rollback-event"),
-    path("rollback/initiate", views.RollbackInitiateView.as_view(), name="rollback-initiate"),
-    path("rollback/pending", views.RollbackPendingView.as_view(), name="rollback-pending"),
-    path("rollback/history", views.RollbackHistoryView.as_view(), name="rollback-history"),
-    path("rollback/stats", views.RollbackStatsView.as_view(), name="rollback-stats"),
-    path(
-        "rollback/<uuid:rollback_id>/complete",
-        views.RollbackCompleteView.as_view(),
-        name="rollback-complete",
-    ),
-]
+router = SeedRouter()
+router.register("upgrades", UpgradeReportViewSet, basename="api-upgrade")
+router.register("rollback", RollbackViewSet, basename="api-rollback")
+urlpatterns = router.urls

@@ -2,172 +2,138 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
-from rest_framework.response import Response
+from rest_framework.decorators import action
 
-from molam_upgrades.api.base import MolamAPIView
-from molam_upgrades.api.schema import IDEMPOTENCY, OBJECT, PAGE, errors, query
+from molam_upgrades.api.schema import errors
+from molam_upgrades.api.viewsets import UUID_PATH, MolamViewSet
 from molam_upgrades.choices import OPERATORS, READERS, REPORTERS
+from molam_upgrades.exceptions import Forbidden
 
 from .. import services
 from ..choices import RollbackTrigger
 from ..filtersets import RollbackHistoryFilterSet
-from ..models import RollbackHistory
+from ..models import RollbackHistory, UpgradeLog
 from .serializers import (
     PendingQuerySerializer,
+    PendingRollbacksResponse,
     RollbackCompleteSerializer,
     RollbackEventSerializer,
+    RollbackInitiatedResponse,
     RollbackInitiateSerializer,
+    RollbackResponse,
+    RollbackSerializer,
+    RollbackStatsSerializer,
+    UpgradeLogResponse,
     UpgradeReportSerializer,
-    rollback_data,
-    upgrade_log_data,
 )
 
+# Pending operator-forced rollbacks per answer: an agent only ever has a handful.
+PENDING_LIMIT = 500
 
-class UpgradeReportView(MolamAPIView):
-    """POST upgrades: a plugin reports an upgrade attempt (honours Idempotency-Key)."""
 
-    roles = {"POST": REPORTERS}
+class UpgradeReportViewSet(MolamViewSet):
+    """POST upgrades: a plugin reports an upgrade attempt."""
+
+    queryset = UpgradeLog.objects.all()
+    merchant_field = "merchant_id"
+    roles = {"create": REPORTERS}
 
     @extend_schema(
+        summary="Report an upgrade attempt",
         request=UpgradeReportSerializer,
-        parameters=[IDEMPOTENCY],
-        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+        responses={201: UpgradeLogResponse},
     )
-    def post(self, request):
-        def create():
-            data = self.validated(UpgradeReportSerializer, request.data)
-            self.check_merchant(data["merchant_id"])
-            log = services.record_upgrade(**data)
-            return Response(
-                {"ok": True, "upgrade_log": upgrade_log_data(log)}, status=status.HTTP_201_CREATED
-            )
-
-        return self.idempotent(create)
+    def create(self, request):
+        log = services.record_upgrade(**self.validated(UpgradeReportSerializer))
+        return self.respond(UpgradeLogResponse, {"ok": True, "upgrade_log": log}, status=201)
 
 
-class RollbackEventView(MolamAPIView):
-    """POST rollback: log a rollback event on the merchant's latest upgrade log."""
+class RollbackViewSet(MolamViewSet):
+    """Rollbacks: the event log, initiate/complete, pending, history and stats."""
 
-    roles = {"POST": REPORTERS}
+    queryset = RollbackHistory.objects.order_by("-created_at")
+    serializer_class = RollbackSerializer
+    filterset_class = RollbackHistoryFilterSet
+    results_key = "rollbacks"
+    merchant_field = "merchant_id"
+    lookup_field = "rollback_id"
+    lookup_value_regex = UUID_PATH
+    roles = {
+        "create": REPORTERS,
+        "initiate": REPORTERS,
+        "complete": REPORTERS,
+        "pending": REPORTERS,
+        "history": READERS,
+        "stats": READERS,
+    }
 
     @extend_schema(
+        summary="Log a rollback event on the merchant's latest upgrade report",
         request=RollbackEventSerializer,
-        parameters=[IDEMPOTENCY],
-        responses={200: OBJECT, **errors(400, 401, 403, 409)},
+        responses={200: UpgradeLogResponse},
     )
-    def post(self, request):
-        def create():
-            data = self.validated(RollbackEventSerializer, request.data)
-            self.check_merchant(data["merchant_id"])
-            log = services.log_rollback_event(**data)
-            return Response({"ok": True, "upgrade_log": upgrade_log_data(log)})
-
-        return self.idempotent(create)
-
-
-class RollbackInitiateView(MolamAPIView):
-    """POST rollback/initiate: open a rollback and get its rollback_id."""
-
-    roles = {"POST": REPORTERS}
+    def create(self, request):
+        log = services.log_rollback_event(**self.validated(RollbackEventSerializer))
+        return self.respond(UpgradeLogResponse, {"ok": True, "upgrade_log": log})
 
     @extend_schema(
+        summary="Open a rollback and get its rollback_id",
+        description="An operator_forced rollback (ops_plugins, pay_admin) waits in rollback/pending for "
+        "the merchant's agent; one may be pending per merchant and plugin (409).",
         request=RollbackInitiateSerializer,
-        parameters=[IDEMPOTENCY],
-        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+        responses={201: RollbackInitiatedResponse, **errors(409)},
     )
-    def post(self, request):
-        def create():
-            data = self.validated(RollbackInitiateSerializer, request.data)
-            self.check_merchant(data["merchant_id"])
-            if data["trigger"] == RollbackTrigger.OPERATOR_FORCED and not self.principal.has_any(OPERATORS):
-                raise exceptions.PermissionDenied("Only ops_plugins and pay_admin may force a rollback.")
-            rollback = services.initiate_rollback(actor=self.principal.actor, **data)
-            return Response(
-                {
-                    "ok": True,
-                    "rollback_id": str(rollback.rollback_id),
-                    "rollback": rollback_data(rollback),
-                },
-                status=status.HTTP_201_CREATED,
-            )
-
-        return self.idempotent(create)
-
-
-class RollbackCompleteView(MolamAPIView):
-    """POST rollback/<id>/complete: close a rollback, once."""
-
-    roles = {"POST": REPORTERS}
+    @action(detail=False, methods=["post"])
+    def initiate(self, request):
+        data = self.validated(RollbackInitiateSerializer)
+        if data["trigger"] == RollbackTrigger.OPERATOR_FORCED and not self.principal.has_any(OPERATORS):
+            raise Forbidden("Only ops_plugins and pay_admin may force a rollback.")
+        rollback = services.initiate_rollback(actor=self.principal.actor, **data)
+        payload = {"ok": True, "rollback_id": rollback.rollback_id, "rollback": rollback}
+        return self.respond(RollbackInitiatedResponse, payload, status=201)
 
     @extend_schema(
+        summary="Close a rollback, once",
         request=RollbackCompleteSerializer,
-        parameters=[IDEMPOTENCY],
-        responses={200: OBJECT, **errors(400, 401, 403, 404, 409)},
+        responses={200: RollbackResponse, **errors(409)},
     )
-    def post(self, request, rollback_id):
-        def complete():
-            rollback = get_object_or_404(RollbackHistory, pk=rollback_id)
-            self.check_merchant(rollback.merchant_id)
-            data = self.validated(RollbackCompleteSerializer, request.data)
-            rollback = services.complete_rollback(rollback=rollback, **data)
-            return Response({"ok": True, "rollback": rollback_data(rollback)})
-
-        return self.idempotent(complete)
-
-
-class RollbackPendingView(MolamAPIView):
-    """GET rollback/pending: operator-forced rollbacks waiting for the merchant's agent."""
-
-    roles = {"GET": REPORTERS}
+    @action(detail=True, methods=["post"])
+    def complete(self, request, rollback_id):
+        rollback = self.get_object()
+        data = self.validated(RollbackCompleteSerializer)
+        rollback = services.complete_rollback(rollback=rollback, **data)
+        return self.respond(RollbackResponse, {"ok": True, "rollback": rollback})
 
     @extend_schema(
-        parameters=[query("merchant_id"), query("plugin_name")],
-        responses={200: OBJECT, **errors(400, 401, 403)},
+        summary="Operator-forced rollbacks waiting for the merchant's agent, oldest first",
+        parameters=[PendingQuerySerializer],
+        responses={200: PendingRollbacksResponse},
     )
-    def get(self, request):
+    @action(detail=False, methods=["get"])
+    def pending(self, request):
         params = self.validated_query(PendingQuerySerializer)
-        merchant_id = self.merchant_scope(params.get("merchant_id"))
-        queryset = RollbackHistory.objects.filter(
+        queryset = self.get_queryset().filter(
             rollback_trigger=RollbackTrigger.OPERATOR_FORCED, completed_at__isnull=True
-        ).order_by("created_at")
-        if merchant_id:
-            queryset = queryset.filter(merchant_id=merchant_id)
+        )
+        if params.get("merchant_id"):
+            queryset = queryset.filter(merchant_id=params["merchant_id"])
         if params.get("plugin_name"):
             queryset = queryset.filter(plugin_name=params["plugin_name"])
-        return Response({"rollbacks": [rollback_data(r) for r in queryset[:500]]})
+        rows = queryset.order_by("created_at")[:PENDING_LIMIT]
+        return self.respond(PendingRollbacksResponse, {"rollbacks": rows})
 
-
-class RollbackHistoryView(MolamAPIView):
-    """GET rollback/history: newest first, filtered, paginated."""
-
-    roles = {"GET": READERS}
+    @extend_schema(summary="Rollback history, newest first", responses={200: RollbackSerializer(many=True)})
+    @action(detail=False, methods=["get"])
+    def history(self, request):
+        return self.paginated(self.get_queryset())
 
     @extend_schema(
-        parameters=[
-            query("merchant_id"),
-            query("plugin_name"),
-            query("success", bool),
-            query("trigger", enum=["automatic", "manual", "operator_forced"]),
-            *PAGE,
-        ],
-        responses={200: OBJECT, **errors(400, 401, 403)},
+        summary="Success rate by plugin, last 24 h, failed in 7 days, and the seed's KPIs",
+        responses={200: RollbackStatsSerializer},
     )
-    def get(self, request):
-        queryset = self.filtered(RollbackHistoryFilterSet, RollbackHistory.objects.order_by("-created_at"))
-        rows, total = self.page(queryset)
-        return Response({"rollbacks": [rollback_data(r) for r in rows], "total": total})
-
-
-class RollbackStatsView(MolamAPIView):
-    """GET rollback/stats: success rate by plugin, last 24 h, failed in 7 days."""
-
-    roles = {"GET": READERS}
-
-    @extend_schema(responses={200: OBJECT, **errors(401, 403)})
-    def get(self, request):
+    @action(detail=False, methods=["get"])
+    def stats(self, request):
         stats = services.rollback_stats()
         stats["kpis"] = services.kpis(stats)
-        return Response(stats)
+        return self.respond(RollbackStatsSerializer, stats)

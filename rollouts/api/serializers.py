@@ -9,10 +9,10 @@ from decimal import Decimal, InvalidOperation
 
 from rest_framework import serializers
 
-from backups.api.serializers import Sha256Field
 from molam_upgrades.api.fields import (
     PluginNameField,
     ReasonField,
+    Sha256Field,
     StrictBooleanField,
     StrictIntegerField,
     VersionField,
