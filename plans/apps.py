@@ -9,3 +9,9 @@ class PlansConfig(AppConfig):
     name = "plans"
     verbose_name = "Rollout plans"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from molam_upgrades import registry
+
+        registry.register_api_urls("plans.api.urls")
+        registry.register_page_urls("plans.urls")
