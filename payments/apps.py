@@ -7,3 +7,12 @@ class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = "Payment health"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from molam_upgrades import registry
+
+        from . import monitoring
+
+        registry.register_api_urls("payments.api.urls")
+        registry.register_page_urls("payments.urls")
+        registry.register_metrics("payments", read=monitoring.read, collect=monitoring.collect)

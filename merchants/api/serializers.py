@@ -1,0 +1,167 @@
+"""The merchant registry in and out; notices and their delivery log out."""
+
+from __future__ import annotations
+
+import ipaddress
+import zoneinfo
+from urllib.parse import urlsplit
+
+from rest_framework import serializers
+
+from molam_upgrades.api.fields import StrictBooleanField, StrictUUIDField
+from molam_upgrades.api.serializers import OutputModelSerializer, envelope
+
+from ..models import Merchant, MerchantNotice, NoticeDelivery
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class CountryField(StrictCharField):
+    default_error_messages = {"invalid_country": "Must be an ISO 3166 alpha-2 code in upper case (e.g. SN)."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if value and not (len(value) == 2 and value.isascii() and value.isalpha() and value.isupper()):
+            self.fail("invalid_country")
+        return value
+
+
+class WebhookUrlField(StrictCharField):
+    """https, or http to a loopback host (local receivers and tests): a notice carries no secret,
+    but its signature must not be replayable by anyone on the path."""
+
+    default_error_messages = {"invalid_webhook": "Must be an https:// URL (http:// only for loopback hosts)."}
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if not value:
+            return value
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+        if parts.scheme == "https" and host:
+            return value
+        if parts.scheme == "http" and (host == "localhost" or _is_loopback(host)):
+            return value
+        self.fail("invalid_webhook")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TimeZoneField(StrictCharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise serializers.ValidationError(
+                f"{value!r} is not a known time zone (e.g. Africa/Dakar)."
+            ) from exc
+        return value
+
+
+class MerchantUpdateSerializer(serializers.Serializer):
+    name = StrictCharField(required=False, max_length=200)
+    country = CountryField(required=False, allow_blank=True, max_length=2)
+    tier = StrictCharField(required=False, allow_blank=True, max_length=32)
+    high_value = StrictBooleanField(required=False)
+    contact_email = serializers.EmailField(required=False, allow_blank=True)
+    webhook_url = WebhookUrlField(required=False, allow_blank=True, max_length=2048)
+    quiet_start = serializers.TimeField(required=False, allow_null=True)
+    quiet_end = serializers.TimeField(required=False, allow_null=True)
+    time_zone = TimeZoneField(required=False, max_length=64)
+
+    def validate(self, attrs):
+        if not attrs and not self.partial_required:
+            raise serializers.ValidationError("Give at least one field to change.")
+        if ("quiet_start" in attrs) != ("quiet_end" in attrs):
+            raise serializers.ValidationError("Give quiet_start and quiet_end together.")
+        if (attrs.get("quiet_start") is None) != (attrs.get("quiet_end") is None):
+            raise serializers.ValidationError("quiet_start and quiet_end are both set or both null.")
+        return attrs
+
+    partial_required = False
+
+
+class MerchantCreateSerializer(MerchantUpdateSerializer):
+    merchant_id = StrictUUIDField()
+    name = StrictCharField(max_length=200)
+    partial_required = True
+
+
+class MerchantSerializer(OutputModelSerializer):
+    """A merchant as ops see it (never the webhook secret)."""
+
+    merchant_id = serializers.UUIDField(source="id", read_only=True)
+    quiet_period = serializers.CharField(source="quiet_period_label", read_only=True)
+
+    class Meta:
+        model = Merchant
+        fields = [
+            "merchant_id",
+            "name",
+            "country",
+            "tier",
+            "high_value",
+            "contact_email",
+            "webhook_url",
+            "quiet_start",
+            "quiet_end",
+            "time_zone",
+            "quiet_period",
+            "created_at",
+            "updated_at",
+        ]
+
+
+MerchantResponse = envelope("MerchantResponse", merchant=MerchantSerializer())
+MerchantDetailResponse = envelope("MerchantDetailResponse", ok=None, merchant=MerchantSerializer())
+MerchantSecretResponse = envelope(
+    "MerchantSecretResponse",
+    merchant=MerchantSerializer(),
+    webhook_secret=serializers.CharField(
+        read_only=True, help_text="Shown once: the key receivers verify X-Molam-Signature with."
+    ),
+)
+
+
+class NoticeDeliverySerializer(OutputModelSerializer):
+    class Meta:
+        model = NoticeDelivery
+        fields = ["attempt", "outcome", "status_code", "error", "duration_ms", "created_at"]
+
+
+class NoticeSerializer(OutputModelSerializer):
+    notice_id = serializers.UUIDField(source="id", read_only=True)
+    merchant_id = serializers.UUIDField(read_only=True)
+    deliveries = NoticeDeliverySerializer(many=True, read_only=True)
+
+    class Meta:
+        model = MerchantNotice
+        fields = [
+            "notice_id",
+            "merchant_id",
+            "kind",
+            "channel",
+            "plugin_name",
+            "from_version",
+            "to_version",
+            "effective_at",
+            "subject",
+            "status",
+            "deliver_after",
+            "attempts",
+            "delivered_at",
+            "last_error",
+            "created_at",
+            "deliveries",
+        ]
