@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "molam_upgrades.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "molam_upgrades.session_idle.SessionIdleRenewalMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -167,10 +168,10 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-# Idle timeout: a session ends after SESSION_IDLE_TIMEOUT seconds without a request (every
-# request renews it; the dashboards' live refresh counts as activity while the tab is visible).
+# Idle timeout: a session ends SESSION_IDLE_TIMEOUT seconds after its last request (renewed
+# at most once a minute by session_idle.py; the dashboards' live refresh counts as activity
+# while the tab is visible).
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 # Messages live server-side: a credential's token shown once in the admin must not travel in

@@ -206,7 +206,7 @@ def test_the_dashboard_costs_a_bounded_number_of_queries(viewer, django_assert_m
     RollbackFactory.create_batch(10, plugin_name="shopify", success=False)
     make_auto_paused_rollout()
     viewer.get(PAGE)
-    with django_assert_max_num_queries(14):  # 13 + the session renewal (idle timeout)
+    with django_assert_max_num_queries(13):
         assert viewer.get(PAGE).status_code == 200
     with django_assert_max_num_queries(12):
         assert viewer.get(LIVE).status_code == 200
