@@ -2,7 +2,7 @@
 
     molam-agent upgrade [--force] [--dry-run] [--config FILE] [--json] [-v]
     molam-agent rollback --to VERSION [--config FILE] [--json] [-v]
-    molam-agent recover | status | prune [--config FILE] [--json] [-v]
+    molam-agent recover | status | prune | report-payments [--config FILE] [--json] [-v]
     molam-agent --version
 
 Exit codes are listed in ``EXIT_CODES`` (shown by ``--help``).
@@ -16,7 +16,7 @@ import logging
 import sys
 from typing import Any
 
-from . import __version__
+from . import __version__, payment_health
 from .config import load_config
 from .engine import Agent, result
 from .errors import (
@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     verb("recover", "finish or undo an interrupted operation")
     verb("status", "show installed version, kept versions, queue")
     verb("prune", "delete backups past retention_days")
+    verb("report-payments", "send the last complete hours' payment figures ([payment_health])")
     return parser
 
 
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             elif args.verb == "recover":
                 out = agent.recover() or result("skipped", reason="nothing to recover")
                 agent.outbox.flush(agent.client)
+            elif args.verb == "report-payments":
+                out = payment_health.report(agent)
             elif args.verb == "status":
                 agent.recover()
                 out = agent.status()

@@ -70,6 +70,7 @@ SCHEMA: dict[str, dict[str, str]] = {
         "max_unpacked_mb": "int",
     },
     "maintenance": {"ttl_s": "int", "message": "str", "max_pause_s": "int"},
+    "payment_health": {"query": "str", "hours": "int"},
 }
 
 
@@ -120,6 +121,8 @@ class Config:
         "Checkout is paused for a few seconds while the payment plugin is being updated. "
         "Please try again in a moment."
     )
+    payment_health_query: str | None = None  # payment_health.py: hourly checkout figures
+    payment_health_hours: int = 3
     source: str = field(default="", compare=False)
 
 
@@ -375,6 +378,8 @@ def _build(m: dict[str, dict[str, Any]], source: str) -> Config:
         max_unpacked_bytes=int(release.get("max_unpacked_mb", 1024)) << 20,
         maintenance_ttl_s=max(3, int(maint.get("ttl_s", 120))),
         maintenance_max_pause_s=max(10, int(maint.get("max_pause_s", 600))),
+        payment_health_query=m.get("payment_health", {}).get("query") or None,
+        payment_health_hours=min(168, max(1, int(m.get("payment_health", {}).get("hours", 3)))),
         source=source,
         **kwargs,
     )
