@@ -196,11 +196,28 @@ def test_maintenance_flag_expires_when_the_agent_dies(mysql_host, small_release)
     host.publish(zip_path, "4.0.0")
     host.write_config()
 
-    rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": "swapped"})
+    rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": "verified"})
 
     assert rc == -signal.SIGKILL
     assert is_active(host.plugin_dir)  # checkout paused right after the crash...
     assert not is_active(host.plugin_dir, now=time.time() + 61)  # ...and resumes by itself
+
+
+def test_maintenance_flag_does_not_expire_while_files_and_schema_differ(mysql_host, small_release):
+    host = mysql_host
+    zip_path, _ = small_release("4.0.0", migrations=GOOD_MIGRATIONS)
+    host.publish(zip_path, "4.0.0")
+    host.write_config()
+
+    rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": "swapped"})
+
+    assert rc == -signal.SIGKILL
+    # New files, old schema: checkout must not reopen by itself...
+    assert is_active(host.plugin_dir, now=time.time() + 30 * 86400)
+    rc, out = host.run("recover")
+    # ...only the recovery takes the flag down, with the old version back.
+    assert rc == 1 and out["rollback_status"] == "success", out
+    assert not flag_path(host.plugin_dir).exists()
 
 
 def test_failed_rollback_is_retried_by_the_next_run(mysql_host, small_release):
@@ -215,6 +232,11 @@ def test_failed_rollback_is_retried_by_the_next_run(mysql_host, small_release):
     assert rc == 2, out
     assert out["rollback_status"] == "failed" and "No space left" in out["error"]
     assert (host.state_dir / "journal.json").exists()  # kept for the next run to retry
+    # A failed rollback keeps checkout paused: the flag does not expire...
+    assert is_active(host.plugin_dir, now=time.time() + 30 * 86400)
+    # ...and the control plane hears of it (it raises the critical alert on success=false).
+    [failed] = [r for r in host.cp.state.rollbacks.values() if r.get("success") is False]
+    assert "No space left" in failed["error_message"]
 
     rc, out = host.run("recover")
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from molam_agent.db import connect
 
-from .conftest import GOOD_MIGRATIONS, MERCHANT, db_state, up_only
+from .conftest import GOOD_MIGRATIONS, MERCHANT, SNAPSHOT_MIGRATIONS, db_state, up_only
 
 
 def _upgrade(host, release, version="4.0.0", **kwargs):
@@ -20,11 +20,13 @@ def _upgrade(host, release, version="4.0.0", **kwargs):
     return out
 
 
-def test_manual_rollback_keeps_rows_written_after_the_backup(db_host, small_release):
+def test_manual_rollback_keeps_rows_written_after_the_backup_in_the_live_table(db_host, small_release):
     host = db_host
     before_tree = host.fingerprint()
     before_db = db_state(host.db_url)
     _upgrade(host, small_release)
+    with connect(host.db_url) as db:
+        before_orders = db.row_count("wp_molam_orders")
     with connect(host.db_url) as db:
         # Orders taken on 4.0.0, after the backup.
         for i in range(3):
@@ -42,22 +44,22 @@ def test_manual_rollback_keeps_rows_written_after_the_backup(db_host, small_rele
     assert host.fingerprint() == before_tree
     after = db_state(host.db_url)
     after.pop("molam_agent_migrations")
-    assert after == before_db
-    kept = out["kept_tables"]
-    orders_kept = next(name for name in kept if name.startswith("wp_molam_orders_kept_"))
-    assert kept[orders_kept] == 3
+    # The down files undid 4.0.0's schema and settings; the orders taken on 4.0.0 stay live.
+    assert after["wp_molam_settings"] == before_db["wp_molam_settings"]
+    assert after["options"] == before_db["options"]
+    assert out["kept_tables"] == {}
     with connect(host.db_url) as db:
         assert "wp_molam_refunds" not in db.tables()
-        rows = db.query(
-            f"SELECT order_ref FROM {db.q(orders_kept)} WHERE order_ref LIKE 'MF-NEW-%' ORDER BY 1"
-        )
+        assert "fee_amount" not in db.columns("wp_molam_orders")
+        assert db.row_count("wp_molam_orders") == before_orders + 3
+        rows = db.query("SELECT order_ref FROM wp_molam_orders WHERE order_ref LIKE 'MF-NEW-%' ORDER BY 1")
         assert [r[0] for r in rows] == ["MF-NEW-0", "MF-NEW-1", "MF-NEW-2"]
+        assert not [t for t in db.tables() if "_kept_" in t]
     state = host.cp.state
     [initiate] = state.posts("rollback/initiate")
     assert initiate["trigger"] == "manual" and initiate["to_version"] == "3.9.0"
     [complete] = state.posts("/complete")
-    assert complete["success"] is True and orders_kept in complete["kept_tables"]
-    assert orders_kept in state.posts("rollback")[0]["reason"]
+    assert complete["success"] is True and complete["kept_tables"] == []
 
 
 def test_new_orders_get_ids_after_the_kept_ones(mysql_host, small_release):
@@ -223,9 +225,12 @@ def test_prune_drops_kept_tables_and_previous_versions_past_retention(mysql_host
     from molam_agent.engine import Agent
 
     host = mysql_host
-    _upgrade(host, small_release)
-    rc, out = host.run("rollback", "--to", "3.9.0")
-    assert rc == 0, out
+    # A snapshot-mode release whose smoke test fails: its rollback merges back and keeps tables.
+    zip_path, _ = small_release("4.0.0", migrations=SNAPSHOT_MIGRATIONS, health="broken")
+    host.publish(zip_path, "4.0.0")
+    host.write_config(database={"allow_snapshot": True})
+    rc, out = host.run("upgrade")
+    assert rc == 1 and out["rollback_status"] == "success", out
     kept = list(out["kept_tables"])
     assert kept
     zip_path, _ = small_release("4.1.0")
