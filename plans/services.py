@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -337,8 +338,11 @@ def _move(
             current_stage=target, stage_started_at=now, soak_started_at=now, finished_at=None, updated_at=now
         ):
             return False
-        PlanStage.objects.filter(plan=plan, position=source).update(left_at=now)
-        PlanStage.objects.filter(plan=plan, position=target).update(entered_at=now, left_at=None)
+        # The stage left and the stage entered, in one statement.
+        PlanStage.objects.filter(plan=plan, position__in=[source, target]).update(
+            entered_at=Case(When(position=target, then=Value(now)), default=F("entered_at")),
+            left_at=Case(When(position=source, then=Value(now)), default=Value(None)),
+        )
         goal = stages[target].percentage
         forward = target > source
         # A forward move never lowers a percentage ops raised by hand; a move back always lands.
@@ -408,16 +412,22 @@ def advance_plans(*, now: datetime | None = None, actor: str = PLAN_ACTOR) -> Ad
         .order_by("pk")
     )
     report.checked = len(plans)
-    if not plans:
-        return report
-    health = health_of(Rollout.objects.filter(pk__in=[p.rollout_id for p in plans]))
+    # Soak and window first (no query): Sira's counts are read only for plans that could move.
+    due = []
     for plan in plans:
         stages = list(plan.stages.all())
         if plan.current_stage >= len(stages):
             continue
         if not plan.schedule.is_open(now):
             report.outside_window += 1
-            continue
+        elif plan.soak_started_at + stages[plan.current_stage].min_soak > now:
+            report.waiting += 1
+        else:
+            due.append((plan, stages))
+    if not due:
+        return report
+    health = health_of(Rollout.objects.filter(pk__in=[plan.rollout_id for plan, _ in due]))
+    for plan, stages in due:
         stage = stages[plan.current_stage]
         rollout_health = health.get(plan.rollout_id, Health(0, 0))
         verdict = judge(plan, stage, plan.rollout, rollout_health, now)
