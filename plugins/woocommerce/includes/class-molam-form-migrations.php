@@ -16,13 +16,14 @@ class Molam_Form_Migration_Error extends RuntimeException {
 /**
  * The agent's migration policy (issue 9), decided at staging, before checkout pauses:
  *
- * - expand: CREATE TABLE, CREATE INDEX, ADD COLUMN nullable or with a default, ADD INDEX/KEY,
- *   INSERT of the plugin's own option rows. An expand-only release takes no table copy; its
+ * - expand: CREATE TABLE, non-unique CREATE INDEX, ADD COLUMN nullable or with a default,
+ *   ADD INDEX/KEY, plain INSERT into the options table (the plugin's own option rows). An expand-only release takes no table copy; its
  *   rollback puts files and option rows back, the additive schema stays (and stays recorded).
  * - contract: anything else (DROP, RENAME, MODIFY/CHANGE, UPDATE/DELETE/REPLACE, NOT NULL
- *   without a default, constraints, statements it cannot parse). It needs
+ *   without a default, unique indexes, constraints, statements it cannot parse). It needs
  *   `migrations/down/<same file name>`, run on rollback so that rows written meanwhile stay.
- * - refused: a statement naming a table outside the plugin's set (or DROP DATABASE).
+ * - refused: a statement naming a table outside the plugin's set (entries ending with `*`
+ *   match a prefix), a schema-qualified name, or a schema change of the options table.
  */
 class Molam_Form_Migrations {
 
@@ -35,279 +36,285 @@ class Molam_Form_Migrations {
 	// MariaDB errors meaning "this reverse step is already done" (re-run after a crash).
 	const ALREADY_REVERTED = array( 1051, 1091, 1146 );
 
+	const IDENT = '(?:`(?:[^`]|``)+`|"(?:[^"]|"")+"|\[[^\]]+\]|[A-Za-z0-9_$.]+)';
+
 	/**
-	 * Split SQL into statements on `;` outside quotes, dropping comments.
+	 * Split a script on top-level `;`, honouring quotes, comments and dollar quotes; comments
+	 * are dropped, empty statements skipped (molam_agent/policy.py split_statements).
 	 *
 	 * @param string $sql SQL text.
 	 * @return string[]
 	 */
 	public static function split( $sql ) {
-		$out   = array();
-		$cur   = '';
-		$len   = strlen( $sql );
-		$quote = null;
-		for ( $i = 0; $i < $len; $i++ ) {
-			$c = $sql[ $i ];
-			if ( null !== $quote ) {
-				$cur .= $c;
-				if ( '\\' === $c && '`' !== $quote && $i + 1 < $len ) {
-					$cur .= $sql[ ++$i ];
-				} elseif ( $c === $quote ) {
-					$quote = null;
-				}
+		$out = array();
+		$buf = '';
+		$n   = strlen( $sql );
+		$i   = 0;
+		while ( $i < $n ) {
+			$c   = $sql[ $i ];
+			$nxt = $i + 1 < $n ? $sql[ $i + 1 ] : '';
+			if ( ( '-' === $c && '-' === $nxt ) || '#' === $c ) {
+				$j    = strpos( $sql, "\n", $i );
+				$i    = false === $j ? $n : $j;
+				$buf .= ' ';
+				continue;
+			}
+			if ( '/' === $c && '*' === $nxt ) {
+				$j    = strpos( $sql, '*/', $i + 2 );
+				$i    = false === $j ? $n : $j + 2;
+				$buf .= ' ';
 				continue;
 			}
 			if ( "'" === $c || '"' === $c || '`' === $c ) {
-				$quote = $c;
-				$cur  .= $c;
-			} elseif ( '#' === $c || ( '-' === $c && '--' === substr( $sql, $i, 2 ) && ( $i + 2 >= $len || ctype_space( $sql[ $i + 2 ] ) ) ) ) {
-				$end = strpos( $sql, "\n", $i );
-				$i   = false === $end ? $len : $end;
-				$cur .= ' ';
-			} elseif ( '/' === $c && '/*' === substr( $sql, $i, 2 ) ) {
-				$end = strpos( $sql, '*/', $i + 2 );
-				$i   = false === $end ? $len : $end + 1;
-				$cur .= ' ';
-			} elseif ( ';' === $c ) {
-				$out[] = $cur;
-				$cur   = '';
-			} else {
-				$cur .= $c;
+				$j = $i + 1;
+				while ( $j < $n ) {
+					if ( '\\' === $sql[ $j ] && "'" === $c ) {
+						$j += 2;
+						continue;
+					}
+					if ( $sql[ $j ] === $c ) {
+						if ( $j + 1 < $n && $sql[ $j + 1 ] === $c ) {
+							$j += 2;
+							continue;
+						}
+						break;
+					}
+					++$j;
+				}
+				$buf .= substr( $sql, $i, $j + 1 - $i );
+				$i    = $j + 1;
+				continue;
 			}
+			if ( '$' === $c && preg_match( '/^\$[A-Za-z_]*\$/', substr( $sql, $i, 64 ), $m ) ) {
+				$tag  = $m[0];
+				$j    = strpos( $sql, $tag, $i + strlen( $tag ) );
+				$j    = false === $j ? $n : $j + strlen( $tag );
+				$buf .= substr( $sql, $i, $j - $i );
+				$i    = $j;
+				continue;
+			}
+			if ( ';' === $c ) {
+				if ( '' !== trim( $buf ) ) {
+					$out[] = trim( $buf );
+				}
+				$buf = '';
+				++$i;
+				continue;
+			}
+			$buf .= $c;
+			++$i;
 		}
-		$out[] = $cur;
-		return array_values( array_filter( array_map( 'trim', $out ), 'strlen' ) );
+		if ( '' !== trim( $buf ) ) {
+			$out[] = trim( $buf );
+		}
+		return $out;
 	}
 
 	/**
-	 * Split on commas at parenthesis depth 0, outside quotes.
+	 * Split on `$sep` outside parentheses and quotes.
 	 *
 	 * @param string $text Text.
 	 * @return string[]
 	 */
-	private static function top_level_commas( $text ) {
+	private static function split_top( $text ) {
 		$parts = array();
 		$depth = 0;
 		$cur   = '';
-		$quote = null;
+		$quote = '';
 		$len   = strlen( $text );
 		for ( $i = 0; $i < $len; $i++ ) {
-			$c = $text[ $i ];
-			if ( null !== $quote ) {
-				$cur .= $c;
-				if ( $c === $quote ) {
-					$quote = null;
+			$ch = $text[ $i ];
+			if ( '' !== $quote ) {
+				$cur .= $ch;
+				if ( $ch === $quote ) {
+					$quote = '';
 				}
 				continue;
 			}
-			if ( "'" === $c || '"' === $c || '`' === $c ) {
-				$quote = $c;
-			} elseif ( '(' === $c ) {
+			if ( "'" === $ch || '"' === $ch || '`' === $ch ) {
+				$quote = $ch;
+			} elseif ( '(' === $ch ) {
 				++$depth;
-			} elseif ( ')' === $c ) {
+			} elseif ( ')' === $ch ) {
 				--$depth;
-			} elseif ( ',' === $c && 0 === $depth ) {
+			} elseif ( ',' === $ch && 0 === $depth ) {
 				$parts[] = trim( $cur );
 				$cur     = '';
 				continue;
 			}
-			$cur .= $c;
+			$cur .= $ch;
 		}
-		$parts[] = trim( $cur );
-		return array_values( array_filter( $parts, 'strlen' ) );
+		if ( '' !== trim( $cur ) ) {
+			$parts[] = trim( $cur );
+		}
+		return $parts;
 	}
 
 	/**
-	 * Table name of an identifier (`db`.`t`, `t`, t); null when it is not one.
+	 * A bare identifier from its quoted form.
 	 *
-	 * @param string $ident Identifier.
-	 * @return string|null
+	 * @param string $name Identifier.
+	 * @return string
 	 */
-	private static function table_name( $ident ) {
-		$ident = trim( $ident );
-		if ( ! preg_match( '/^(?:(`[^`]+`|[A-Za-z0-9_$]+)\.)?(`[^`]+`|[A-Za-z0-9_$]+)$/', $ident, $m ) ) {
-			return null;
+	public static function unquote( $name ) {
+		if ( strlen( $name ) >= 2 && false !== strpos( '`"[', $name[0] ) && false !== strpos( '`"]', substr( $name, -1 ) ) ) {
+			return str_replace( array( '``', '""' ), array( '`', '"' ), substr( $name, 1, -1 ) );
 		}
-		return trim( $m[2], '`' );
+		return $name;
 	}
 
-	const IDENT = '((?:(?:`[^`]+`|[A-Za-z0-9_$]+)\.)?(?:`[^`]+`|[A-Za-z0-9_$]+))';
+	/**
+	 * Is `$name` one of `$tables` (an entry ending with `*` matches a prefix)?
+	 *
+	 * @param string   $name   Table.
+	 * @param string[] $tables Configured tables.
+	 * @return bool
+	 */
+	public static function table_allowed( $name, $tables ) {
+		foreach ( $tables as $t ) {
+			if ( ( '*' === substr( $t, -1 ) && 0 === strpos( $name, substr( $t, 0, -1 ) ) ) || $name === $t ) {
+				return true;
+			}
+		}
+		return false;
+	}
 
 	/**
-	 * Classify one statement.
+	 * Names that appear where a table name goes (best effort, for the refusal rule).
 	 *
-	 * @param string $stmt          One SQL statement.
-	 * @param array  $tables        The plugin's tables.
-	 * @param string $options_table The options table (`wp_options`).
-	 * @param string $option_prefix The plugin's own option rows start with this.
-	 * @return array{0:string, 1:string} Class and the reason.
+	 * @param string $stmt Statement.
+	 * @return string[]
 	 */
-	public static function classify_statement( $stmt, $tables, $options_table = '', $option_prefix = '' ) {
-		$s     = trim( preg_replace( '/\s+/', ' ', $stmt ) );
+	private static function referenced_tables( $stmt ) {
 		$id    = self::IDENT;
-		$owned = function ( $names ) use ( $tables ) {
-			foreach ( $names as $n ) {
-				if ( null === $n || ! in_array( $n, $tables, true ) ) {
-					return $n ?? '?';
-				}
+		$body  = preg_replace( "/'(?:[^'\\\\]|\\\\.|'')*'/", "''", $stmt );
+		$body  = preg_replace( '/\b(?:DUPLICATE\s+KEY|DO)\s+UPDATE\b/i', ' ', $body );
+		$names = array();
+		preg_match_all( "/\\b(?:FROM|JOIN|INTO|UPDATE|TABLE|REFERENCES|LIKE)\\s+(?:IF\\s+(?:NOT\\s+)?EXISTS\\s+)?(?:ONLY\\s+)?($id)/i", $body, $m );
+		foreach ( $m[1] as $name ) {
+			if ( in_array( strtoupper( $name ), array( 'SELECT', 'SET', 'VALUES', 'WHERE', 'DEFAULT', 'NULL', 'ALL', 'DISTINCT', 'LATERAL' ), true ) || '(' === $name[0] ) {
+				continue;
 			}
-			return true;
-		};
-		$decide = function ( array $names, $class, $why ) use ( $owned ) {
-			$ok = $owned( $names );
-			return true === $ok
-				? array( $class, $why )
-				: array( self::REFUSED, "names table $ok, outside the plugin's tables" );
-		};
-		if ( preg_match( '/^DROP (DATABASE|SCHEMA)\b/i', $s ) ) {
-			return array( self::REFUSED, 'drops a database' );
+			$names[] = $name;
 		}
-		if ( preg_match( "/^CREATE (?:TEMPORARY )?TABLE (?:IF NOT EXISTS )?$id\s*(.*)$/is", $s, $m ) ) {
-			$rest = $m[2];
-			if ( preg_match( "/^\(?\s*LIKE $id\s*\)?$/i", $rest, $like ) ) {
-				return $decide( array( self::table_name( $m[1] ), self::table_name( $like[1] ) ), self::EXPAND, 'creates a table' );
-			}
-			if ( preg_match( '/\bSELECT\b/i', $rest ) ) {
-				return $decide( array( self::table_name( $m[1] ) ), self::CONTRACT, 'creates a table from a query' );
-			}
-			return $decide( array( self::table_name( $m[1] ) ), self::EXPAND, 'creates a table' );
+		if ( preg_match( '/^RENAME\s+TABLE\b/i', $body ) ) {
+			preg_match_all( "/(?:,|\\bTO)\\s+($id)/i", $body, $r );
+			$names = array_merge( $names, $r[1] );
 		}
-		if ( preg_match( "/^CREATE (?:UNIQUE |FULLTEXT |SPATIAL )?INDEX (?:IF NOT EXISTS )?\S+ (?:USING \w+ )?ON $id\s*\(/i", $s, $m ) ) {
-			return $decide( array( self::table_name( $m[1] ) ), self::EXPAND, 'creates an index' );
-		}
-		if ( preg_match( "/^ALTER (?:ONLINE |IGNORE )?TABLE $id (.+)$/is", $s, $m ) ) {
-			$class = self::EXPAND;
-			$why   = 'adds nullable or defaulted columns / indexes';
-			foreach ( self::top_level_commas( $m[2] ) as $spec ) {
-				$c = self::classify_alter_spec( $spec );
-				if ( self::CONTRACT === $c[0] ) {
-					$class = self::CONTRACT;
-					$why   = $c[1];
-					break;
-				}
-			}
-			return $decide( array( self::table_name( $m[1] ) ), $class, $why );
-		}
-		if ( preg_match( "/^INSERT (?:IGNORE )?(?:INTO )?$id\s*(\(([^)]*)\))?\s*VALUES\s*(.+)$/is", $s, $m ) ) {
-			$table = self::table_name( $m[1] );
-			if ( '' !== $options_table && $table === $options_table ) {
-				return self::classify_option_insert( $m[3] ?? '', $m[4], $option_prefix );
-			}
-			return $decide( array( $table ), self::CONTRACT, 'inserts rows into a table' );
-		}
-		if ( preg_match( "/^(?:INSERT|REPLACE) (?:IGNORE )?(?:INTO )?$id/i", $s, $m ) ) {
-			return $decide( array( self::table_name( $m[1] ) ), self::CONTRACT, 'writes rows from a query or replaces rows' );
-		}
-		if ( preg_match( "/^UPDATE (?:LOW_PRIORITY )?(?:IGNORE )?$id\s+SET\b/i", $s, $m ) ) {
-			return $decide( array( self::table_name( $m[1] ) ), self::CONTRACT, 'updates existing rows' );
-		}
-		if ( preg_match( "/^DELETE (?:LOW_PRIORITY )?(?:QUICK )?(?:IGNORE )?FROM $id/i", $s, $m ) ) {
-			return $decide( array( self::table_name( $m[1] ) ), self::CONTRACT, 'deletes rows' );
-		}
-		if ( preg_match( "/^TRUNCATE (?:TABLE )?$id$/i", $s, $m ) ) {
-			return $decide( array( self::table_name( $m[1] ) ), self::CONTRACT, 'truncates a table' );
-		}
-		if ( preg_match( '/^DROP (?:TEMPORARY )?TABLES? (?:IF EXISTS )?(.+?)(?: RESTRICT| CASCADE)?$/i', $s, $m ) ) {
-			$names = array_map( array( __CLASS__, 'table_name' ), self::top_level_commas( $m[1] ) );
-			return $decide( $names, self::CONTRACT, 'drops a table' );
-		}
-		if ( preg_match( "/^DROP INDEX (?:IF EXISTS )?\S+ ON $id/i", $s, $m ) ) {
-			return $decide( array( self::table_name( $m[1] ) ), self::CONTRACT, 'drops an index' );
-		}
-		if ( preg_match( '/^RENAME TABLES? (.+)$/i', $s, $m ) ) {
-			$names = array();
-			foreach ( self::top_level_commas( $m[1] ) as $pair ) {
-				$ab = preg_split( '/\s+TO\s+/i', $pair );
-				if ( 2 !== count( $ab ) ) {
-					return array( self::CONTRACT, 'cannot parse RENAME TABLE' );
-				}
-				$names[] = self::table_name( $ab[0] );
-				$names[] = self::table_name( $ab[1] );
-			}
-			return $decide( $names, self::CONTRACT, 'renames a table' );
-		}
-		return array( self::CONTRACT, 'statement not recognised as additive' );
+		preg_match_all( "/\\bRENAME\\s+(?:TO|AS)\\s+($id)/i", $body, $r );
+		return array_merge( $names, $r[1] );
 	}
 
 	/**
-	 * One ALTER TABLE specification.
+	 * Is a column definition additive (nullable or defaulted, no key or constraint)?
 	 *
-	 * @param string $spec Specification.
-	 * @return array{0:string, 1:string}
+	 * @param string $coldef Definition after the column name.
+	 * @return array{0:bool, 1:string}
 	 */
-	private static function classify_alter_spec( $spec ) {
-		$spec = trim( $spec );
-		if ( preg_match( '/^(ALGORITHM|LOCK)\s*=?\s*\w+$/i', $spec ) ) {
-			return array( self::EXPAND, 'option' );
+	private static function column_is_expand( $coldef ) {
+		$text = preg_replace( "/'(?:[^'\\\\]|\\\\.|'')*'/", "''", $coldef );
+		if ( preg_match( '/\b(PRIMARY\s+KEY|UNIQUE|AUTO_INCREMENT|REFERENCES|CHECK|GENERATED|SERIAL)\b|\bAS\s*\(/i', $text ) ) {
+			return array( false, 'column with a key, constraint or generated value' );
 		}
-		if ( preg_match( '/^ADD (?:UNIQUE |FULLTEXT |SPATIAL )?(?:INDEX|KEY)\b/i', $spec ) || preg_match( '/^ADD UNIQUE\b/i', $spec ) ) {
-			return array( self::EXPAND, 'adds an index' );
+		if ( preg_match( '/\bNOT\s+NULL\b/i', $text ) && ! preg_match( '/\bDEFAULT\b/i', $text ) ) {
+			return array( false, 'NOT NULL column without a default' );
 		}
-		if ( preg_match( '/^ADD (?:CONSTRAINT|PRIMARY|FOREIGN|CHECK|PARTITION)\b/i', $spec ) ) {
-			return array( self::CONTRACT, 'adds a constraint that existing code may violate' );
-		}
-		if ( preg_match( '/^ADD (?:COLUMN )?(?:IF NOT EXISTS )?(.+)$/is', $spec, $m ) ) {
-			$defs = $m[1];
-			if ( preg_match( '/^\((.*)\)$/s', trim( $defs ), $paren ) ) {
-				$defs = $paren[1];
-			}
-			foreach ( self::top_level_commas( $defs ) as $def ) {
-				$has_default = preg_match( '/\bDEFAULT\b/i', $def ) || preg_match( '/\bAUTO_INCREMENT\b/i', $def ) || preg_match( '/\b(GENERATED ALWAYS|AS)\s*\(/i', $def );
-				if ( preg_match( '/\bNOT NULL\b/i', $def ) && ! $has_default ) {
-					return array( self::CONTRACT, 'adds a NOT NULL column without a default' );
-				}
-				if ( preg_match( '/\b(PRIMARY KEY|UNIQUE|REFERENCES|CHECK)\b/i', $def ) ) {
-					return array( self::CONTRACT, 'adds a column with a constraint' );
-				}
-			}
-			return array( self::EXPAND, 'adds a nullable or defaulted column' );
-		}
-		return array( self::CONTRACT, 'changes or removes existing schema (' . strtok( $spec, ' ' ) . ')' );
+		return array( true, '' );
 	}
 
 	/**
-	 * INSERT INTO the options table: expand when every row is one of the plugin's own options.
+	 * Classify one statement, exactly as molam_agent/policy.py classify_statement does (both are
+	 * held to tests/fixtures/migration_policy_cases.json).
 	 *
-	 * @param string $columns Column list.
-	 * @param string $values  VALUES part.
-	 * @param string $prefix  Plugin option prefix.
-	 * @return array{0:string, 1:string}
+	 * @param string      $stmt          Statement (comments removed).
+	 * @param string[]    $tables        The plugin's tables (`*` suffix: prefix match).
+	 * @param string|null $options_table The shared options table.
+	 * @return array{0:string, 1:string} Class and reason.
 	 */
-	private static function classify_option_insert( $columns, $values, $prefix ) {
-		if ( preg_match( '/\bON DUPLICATE KEY UPDATE\b/i', $values ) ) {
-			return array( self::CONTRACT, 'overwrites existing option rows' );
+	public static function classify_statement( $stmt, $tables, $options_table = null ) {
+		$id = self::IDENT;
+		$s  = trim( preg_replace( '/\s+/', ' ', $stmt ) );
+		$up = strtoupper( $s );
+
+		$names = array_map( array( __CLASS__, 'unquote' ), self::referenced_tables( $s ) );
+		$m_idx = null;
+		if ( preg_match( "/^CREATE\\s+(?:UNIQUE\\s+)?INDEX\\s+(?:CONCURRENTLY\\s+)?(?:IF\\s+NOT\\s+EXISTS\\s+)?($id)\\s+ON\\s+(?:ONLY\\s+)?($id)/i", $s, $mm ) ) {
+			$m_idx   = $mm;
+			$names[] = self::unquote( $mm[2] );
 		}
-		$cols = array_map( fn( $c ) => strtolower( trim( $c, " `\t" ) ), explode( ',', $columns ) );
-		$pos  = array_search( 'option_name', $cols, true );
-		if ( '' === $prefix || false === $pos ) {
-			return array( self::REFUSED, 'inserts option rows that are not the plugin\'s own' );
-		}
-		foreach ( self::top_level_commas( $values ) as $tuple ) {
-			if ( ! preg_match( '/^\((.*)\)$/s', trim( $tuple ), $t ) ) {
-				return array( self::CONTRACT, 'cannot parse the inserted option rows' );
+		foreach ( $names as $name ) {
+			if ( false !== strpos( $name, '.' ) ) {
+				return array( self::REFUSED, "schema-qualified table name $name" );
 			}
-			$vals = self::top_level_commas( $t[1] );
-			$name = isset( $vals[ $pos ] ) ? trim( $vals[ $pos ] ) : '';
-			if ( ! preg_match( "/^'([^'\\\\]*)'$/", $name, $n ) ) {
-				return array( self::CONTRACT, 'cannot parse the inserted option name' );
-			}
-			if ( 0 !== strpos( $n[1], $prefix ) ) {
-				return array( self::REFUSED, "inserts option {$n[1]}, not one of the plugin's own ($prefix*)" );
+			if ( ! ( self::table_allowed( $name, $tables ) || $name === $options_table ) ) {
+				return array( self::REFUSED, "table $name is not one of the plugin's configured tables" );
 			}
 		}
-		return array( self::EXPAND, 'inserts the plugin\'s own option rows' );
+		$shared = array( self::REFUSED, "the options table is shared: its schema is not the plugin's" );
+		if ( preg_match( "/^CREATE\\s+TABLE\\s+(IF\\s+NOT\\s+EXISTS\\s+)?($id)\\s*(\\(|LIKE\\b)/i", $s, $m ) ) {
+			return self::unquote( $m[2] ) === $options_table ? $shared : array( self::EXPAND, 'creates a table' );
+		}
+		if ( 0 === strpos( $up, 'CREATE TABLE' ) && preg_match( '/\bAS\s+SELECT\b/', $up ) ) {
+			return array( self::CONTRACT, 'CREATE TABLE … AS SELECT copies rows' );
+		}
+		if ( $m_idx ) {
+			if ( self::unquote( $m_idx[2] ) === $options_table ) {
+				return $shared;
+			}
+			if ( 0 === strpos( $up, 'CREATE UNIQUE' ) ) {
+				return array( self::CONTRACT, 'a unique index restricts writes old code may make' );
+			}
+			return array( self::EXPAND, 'creates an index' );
+		}
+		if ( preg_match( "/^ALTER\\s+TABLE\\s+(?:ONLY\\s+)?(?:IF\\s+EXISTS\\s+)?($id)\\s+(.*)$/i", $s, $m ) ) {
+			if ( self::unquote( $m[1] ) === $options_table ) {
+				return $shared;
+			}
+			$columns = 0;
+			$index   = false;
+			foreach ( self::split_top( $m[2] ) as $action ) {
+				if ( preg_match( "/^ADD\\s+(?:INDEX|KEY)\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?($id)?\\s*\\(/i", $action ) ) {
+					$index = true;
+					continue;
+				}
+				if ( preg_match( '/^ADD\s+(UNIQUE|PRIMARY|CONSTRAINT|FOREIGN|FULLTEXT|SPATIAL|CHECK)\b/i', $action ) ) {
+					return array( self::CONTRACT, 'a key or constraint restricts writes old code may make' );
+				}
+				if ( ! preg_match( "/^ADD\\s+(?:COLUMN\\s+)?(?:IF\\s+NOT\\s+EXISTS\\s+)?($id)\\s+(.+)$/i", $action, $c ) || in_array( strtoupper( $c[1] ), array( 'COLUMN', '(', 'PARTITION' ), true ) ) {
+					return array( self::CONTRACT, "ALTER TABLE action '" . substr( $action, 0, 40 ) . "' is not additive" );
+				}
+				list( $ok, $why ) = self::column_is_expand( $c[2] );
+				if ( ! $ok ) {
+					return array( self::CONTRACT, $why );
+				}
+				++$columns;
+			}
+			if ( ! $columns && ! $index ) {
+				return array( self::CONTRACT, 'ALTER TABLE without an additive action' );
+			}
+			return array( self::EXPAND, $columns ? 'adds nullable or defaulted columns' : 'adds an index' );
+		}
+		if ( preg_match( "/^INSERT\\s+(?:IGNORE\\s+)?INTO\\s+($id)/i", $s, $m ) ) {
+			if ( preg_match( '/\bON\s+DUPLICATE\s+KEY\b|\bDO\s+UPDATE\b|\bSELECT\b/', $up ) ) {
+				return array( self::CONTRACT, 'an upsert or INSERT … SELECT' );
+			}
+			if ( self::unquote( $m[1] ) !== $options_table ) {
+				return array( self::CONTRACT, "inserting rows into the plugin's tables changes what old code reads" );
+			}
+			return array( self::EXPAND, "inserts the plugin's own option rows" );
+		}
+		return array( self::CONTRACT, strtok( $up, ' ' ) . ' statement' );
 	}
 
 	/**
 	 * Classify SQL text: refused if any statement is, else contract if any is, else expand.
 	 *
-	 * @param string $sql           SQL text (one or more statements).
-	 * @param array  $tables        The plugin's tables.
-	 * @param string $options_table Options table.
-	 * @param string $option_prefix Plugin option prefix.
-	 * @return array{0:string, 1:string}
+	 * @param string      $sql           SQL text (one or more statements).
+	 * @param string[]    $tables        The plugin's tables.
+	 * @param string|null $options_table The options table.
+	 * @return array{0:string, 1:string} Class and the reason of the worst statement.
 	 */
-	public static function classify( $sql, $tables, $options_table = '', $option_prefix = '' ) {
+	public static function classify( $sql, $tables, $options_table = null ) {
 		$worst = array( self::EXPAND, 'no statement' );
 		$rank  = array(
 			self::EXPAND   => 0,
@@ -315,7 +322,7 @@ class Molam_Form_Migrations {
 			self::REFUSED  => 2,
 		);
 		foreach ( self::split( $sql ) as $stmt ) {
-			$c = self::classify_statement( $stmt, $tables, $options_table, $option_prefix );
+			$c = self::classify_statement( $stmt, $tables, $options_table );
 			if ( $rank[ $c[0] ] > $rank[ $worst[0] ] ) {
 				$worst = array( $c[0], $c[1] . ': ' . substr( $stmt, 0, 120 ) );
 			}

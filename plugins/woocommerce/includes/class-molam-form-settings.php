@@ -109,6 +109,27 @@ class Molam_Form_Settings {
 	}
 
 	/**
+	 * The plugin's tables that exist now: exact names, and every match of a `prefix*` entry.
+	 *
+	 * @return string[]
+	 */
+	public static function present_tables() {
+		global $wpdb;
+		$present = (array) $wpdb->get_col( 'SHOW TABLES' );
+		sort( $present );
+		$out = array();
+		foreach ( self::tables() as $pattern ) {
+			foreach ( $present as $t ) {
+				$match = '*' === substr( $pattern, -1 ) ? 0 === strpos( $t, substr( $pattern, 0, -1 ) ) : $t === $pattern;
+				if ( $match && ! in_array( $t, $out, true ) ) {
+					$out[] = $t;
+				}
+			}
+		}
+		return $out;
+	}
+
+	/**
 	 * Validate a submitted settings form. Invalid values are refused with a settings error and
 	 * the stored value stays; an empty token field keeps the stored token (it is never echoed).
 	 *
@@ -163,10 +184,10 @@ class Molam_Form_Settings {
 			add_settings_error( self::OPTION, 'plugin_slug', __( 'The plugin folder must be a plain folder name of wp-content/plugins.', 'molam-form' ) );
 		}
 		$tables = array_filter( array_map( 'trim', explode( ',', (string) ( $input['tables'] ?? $old['tables'] ) ) ) );
-		if ( array() === array_filter( $tables, fn( $t ) => ! preg_match( '/^[A-Za-z0-9_$]{1,60}$/', $t ) ) ) {
+		if ( array() === array_filter( $tables, fn( $t ) => ! preg_match( '/^[A-Za-z0-9_$]{1,60}\*?$/', $t ) ) ) {
 			$out['tables'] = implode( ',', $tables );
 		} else {
-			add_settings_error( self::OPTION, 'tables', __( 'Table names are plain identifiers, comma-separated.', 'molam-form' ) );
+			add_settings_error( self::OPTION, 'tables', __( 'Table names are plain identifiers (a trailing * matches a prefix), comma-separated.', 'molam-form' ) );
 		}
 		foreach ( array( 'country', 'tier' ) as $field ) {
 			if ( isset( $input[ $field ] ) ) {

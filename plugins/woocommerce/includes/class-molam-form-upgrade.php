@@ -354,7 +354,7 @@ class Molam_Form_Upgrade {
 			"$tx-backup"
 		);
 		try {
-			list( $size, $sha ) = Molam_Form_Backup::create( $archive, $plugin, $from, Molam_Form_Settings::plugin_dir(), Molam_Form_Settings::tables(), (string) Molam_Form_Settings::get( 'option_prefix' ) );
+			list( $size, $sha ) = Molam_Form_Backup::create( $archive, $plugin, $from, Molam_Form_Settings::plugin_dir(), Molam_Form_Settings::present_tables(), (string) Molam_Form_Settings::get( 'option_prefix' ) );
 		} catch ( Throwable $e ) {
 			self::report( 'backup/{backup_id}', array( 'backup_status' => 'failed' ), "$tx-backup-done", 'PATCH', $key );
 			throw $e;
@@ -390,14 +390,13 @@ class Molam_Form_Upgrade {
 			throw new Molam_Form_Verification_Error( 'release package contains version ' . ( $staged ?? 'none' ) . ", expected $version" );
 		}
 		$tables = Molam_Form_Settings::tables();
-		$prefix = (string) Molam_Form_Settings::get( 'option_prefix' );
 		$files  = glob( "$staging/migrations/*.sql" );
 		sort( $files, SORT_STRING );
 		$out = array();
 		foreach ( $files as $path ) {
 			$name = basename( $path );
 			$sql  = (string) file_get_contents( $path );
-			list( $class, $why ) = Molam_Form_Migrations::classify( Molam_Form_Migrations::expand_prefix( $sql ), $tables, $wpdb->options, $prefix );
+			list( $class, $why ) = Molam_Form_Migrations::classify( Molam_Form_Migrations::expand_prefix( $sql ), $tables, $wpdb->options );
 			if ( Molam_Form_Migrations::REFUSED === $class ) {
 				throw new Molam_Form_Migration_Error( "migration $name refused: $why" );
 			}
@@ -406,7 +405,7 @@ class Molam_Form_Upgrade {
 			if ( Molam_Form_Migrations::CONTRACT === $class && null === $down ) {
 				throw new Molam_Form_Migration_Error( "migration $name is a contract migration ($why) and the release ships no migrations/down/$name" );
 			}
-			if ( null !== $down && Molam_Form_Migrations::REFUSED === Molam_Form_Migrations::classify( Molam_Form_Migrations::expand_prefix( $down ), $tables, $wpdb->options, $prefix )[0] ) {
+			if ( null !== $down && Molam_Form_Migrations::REFUSED === Molam_Form_Migrations::classify( Molam_Form_Migrations::expand_prefix( $down ), $tables, $wpdb->options )[0] ) {
 				throw new Molam_Form_Migration_Error( "reverse migration down/$name names tables outside the plugin's" );
 			}
 			$out[] = array( $name, hash( 'sha256', $sql ), $class, $sql, $down );
@@ -555,15 +554,20 @@ class Molam_Form_Upgrade {
 	 * @return true|string True, or what failed.
 	 */
 	public static function smoke_test() {
-		$response = wp_remote_get(
-			self::smoke_url(),
-			array(
-				'timeout'     => (float) Molam_Form_Settings::get( 'timeout_s' ),
-				'redirection' => 0,
-				'headers'     => array( 'Cache-Control' => 'no-cache' ),
-				'user-agent'  => 'molam-form smoke test',
-			)
+		$args = array(
+			'timeout'     => (float) Molam_Form_Settings::get( 'timeout_s' ),
+			'redirection' => 0,
+			'headers'     => array( 'Cache-Control' => 'no-cache' ),
+			'user-agent'  => 'molam-form smoke test',
 		);
+		// First ask the server to drop the plugin's files from its opcode cache: PHP-FPM
+		// revalidates only every `revalidate_freq` seconds (or never), and the smoke test must
+		// run the code now on disk. The one-time token keeps strangers from flushing it.
+		$token = bin2hex( random_bytes( 16 ) );
+		update_option( 'molam_form_flush_token', $token, false );
+		wp_remote_get( add_query_arg( 'molam-flush', $token, self::smoke_url() ), $args );
+		delete_option( 'molam_form_flush_token' );
+		$response = wp_remote_get( self::smoke_url(), $args );
 		if ( is_wp_error( $response ) ) {
 			return 'health URL unreachable: ' . $response->get_error_message();
 		}
@@ -576,6 +580,26 @@ class Molam_Form_Upgrade {
 			return 'health URL answered 2xx without {"ok": true}';
 		}
 		return true;
+	}
+
+	/**
+	 * Drop every PHP file of the managed plugin from this server's opcode cache (the next
+	 * request compiles what is on disk). Called by the health endpoint with a valid token.
+	 *
+	 * @return int Files invalidated.
+	 */
+	public static function flush_code_cache() {
+		if ( ! function_exists( 'opcache_invalidate' ) || ! is_dir( Molam_Form_Settings::plugin_dir() ) ) {
+			return 0;
+		}
+		$n  = 0;
+		$it = new RecursiveIteratorIterator( new RecursiveDirectoryIterator( Molam_Form_Settings::plugin_dir(), FilesystemIterator::SKIP_DOTS ) );
+		foreach ( $it as $file ) {
+			if ( 'php' === $file->getExtension() ) {
+				$n += @opcache_invalidate( $file->getPathname(), true ) ? 1 : 0; // phpcs:ignore WordPress.PHP.NoSilencedErrors -- restrict_api warns.
+			}
+		}
+		return $n;
 	}
 
 	/**
@@ -598,7 +622,8 @@ class Molam_Form_Upgrade {
 		}
 		$prefix                      = (string) Molam_Form_Settings::get( 'option_prefix' );
 		$checks['settings_readable'] = '' === $prefix || is_array( get_option( $prefix . 'settings' ) );
-		foreach ( Molam_Form_Settings::tables() as $table ) {
+		$exact = array_filter( Molam_Form_Settings::tables(), fn( $t ) => '*' !== substr( $t, -1 ) );
+		foreach ( array_unique( array_merge( $exact, Molam_Form_Settings::present_tables() ) ) as $table ) {
 			$suppress = $wpdb->suppress_errors( true );
 			$ok       = false !== $wpdb->query( "SELECT 1 FROM `$table` LIMIT 1" ); // phpcs:ignore WordPress.DB
 			$wpdb->suppress_errors( $suppress );

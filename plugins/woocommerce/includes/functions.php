@@ -90,8 +90,16 @@ function molam_form_health_endpoint() {
 	if ( ! isset( $_GET['molam-health'] ) ) { // phpcs:ignore WordPress.Security.NonceVerification
 		return;
 	}
-	$report = Molam_Form_Upgrade::health_report();
 	nocache_headers();
+	$flush = isset( $_GET['molam-flush'] ) ? (string) wp_unslash( $_GET['molam-flush'] ) : ''; // phpcs:ignore WordPress.Security
+	if ( '' !== $flush ) {
+		$token = (string) get_option( 'molam_form_flush_token', '' );
+		if ( '' === $token || ! hash_equals( $token, $flush ) ) {
+			wp_send_json( array( 'ok' => false, 'error' => 'invalid flush token' ), 403 );
+		}
+		wp_send_json( array( 'ok' => true, 'flushed' => Molam_Form_Upgrade::flush_code_cache() ) );
+	}
+	$report = Molam_Form_Upgrade::health_report();
 	wp_send_json( $report, $report['ok'] ? 200 : 503 );
 }
 

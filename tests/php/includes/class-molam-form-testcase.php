@@ -37,6 +37,13 @@ abstract class Molam_Form_TestCase extends TestCase {
 	protected $orders_before;
 
 	/**
+	 * SHOW CREATE TABLE of the orders table before the test.
+	 *
+	 * @var string
+	 */
+	protected $schema_before;
+
+	/**
 	 * Fixture plugin directory in the repository.
 	 *
 	 * @return string
@@ -87,6 +94,7 @@ abstract class Molam_Form_TestCase extends TestCase {
 		$this->set_settings( array() );
 		molam_form_activate();
 		$this->orders_before = $this->orders();
+		$this->schema_before = $this->schema();
 	}
 
 	protected function tearDown(): void {
@@ -408,6 +416,7 @@ abstract class Molam_Form_TestCase extends TestCase {
 	protected function assertWhollyOld( $why = '' ) {
 		$this->assertSame( self::tree( self::fixture_dir() ), self::tree( self::live_dir() ), "files are 3.9.0 byte for byte $why" );
 		$this->assertSame( $this->orders_before, $this->orders(), "orders unchanged $why" );
+		$this->assertSame( $this->schema_before, $this->schema(), "orders schema unchanged $why" );
 		$this->assertNull( molam_form_in_maintenance(), "checkout open $why" );
 	}
 }
