@@ -28,3 +28,10 @@ class RollbackTrigger(models.TextChoices):
     AUTOMATIC = "automatic", "Automatic"
     MANUAL = "manual", "Manual"
     OPERATOR_FORCED = "operator_forced", "Operator forced"
+
+
+class RollbackProgress(models.TextChoices):
+    """The API's ``status`` of a rollback: open until the agent reports completion."""
+
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"

@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from rest_framework.exceptions import APIException
 
-from molam_upgrades.auth import user_roles
-from molam_upgrades.choices import OPERATORS
+from molam_upgrades.admin_actions import ReadOnlyAdminMixin, admin_actor, run_action
+from molam_upgrades.exceptions import DomainError
 
 from . import services
 from .models import AutoCheckRun, Release, Rollout
-
-
-def _run(modeladmin, request, queryset, action, verb):
-    actor = f"user:{request.user.get_username()}"
-    if not (user_roles(request.user) & OPERATORS):
-        modeladmin.message_user(
-            request, "Only ops_plugins and pay_admin may change rollouts.", messages.ERROR
-        )
-        return
-    done = 0
-    for rollout in queryset:
-        try:
-            action(rollout.pk, actor=actor)
-            done += 1
-        except APIException as exc:
-            modeladmin.message_user(request, f"Rollout {rollout.pk}: {exc.detail}", messages.WARNING)
-    if done:
-        modeladmin.message_user(request, f"{verb} {done} rollout(s).")
 
 
 @admin.register(Rollout)
@@ -61,21 +42,33 @@ class RolloutAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause selected rollouts")
     def pause(self, request, queryset):
-        _run(
+        run_action(
             self,
             request,
             queryset,
-            lambda pk, actor: services.pause_rollout(pk, actor=actor, reason="Paused from admin"),
-            "Paused",
+            lambda rollout, actor: services.pause_rollout(rollout.pk, actor=actor, reason="Paused from admin"),
+            "Paused {count} rollout(s).",
         )
 
     @admin.action(description="Resume selected rollouts")
     def resume(self, request, queryset):
-        _run(self, request, queryset, services.resume_rollout, "Resumed")
+        run_action(
+            self,
+            request,
+            queryset,
+            lambda rollout, actor: services.resume_rollout(rollout.pk, actor=actor),
+            "Resumed {count} rollout(s).",
+        )
 
     @admin.action(description="Complete selected rollouts")
     def complete(self, request, queryset):
-        _run(self, request, queryset, services.complete_rollout, "Completed")
+        run_action(
+            self,
+            request,
+            queryset,
+            lambda rollout, actor: services.complete_rollout(rollout.pk, actor=actor),
+            "Completed {count} rollout(s).",
+        )
 
 
 @admin.register(Release)
@@ -93,30 +86,21 @@ class ReleaseAdmin(admin.ModelAdmin):
             return
         try:
             release = services.register_release(
-                actor=f"user:{request.user.get_username()}",
+                actor=admin_actor(request),
                 plugin_name=obj.plugin_name,
                 version=obj.version,
                 download_url=obj.download_url,
                 sha256=obj.sha256,
                 signature=obj.signature,
             )
-        except APIException as exc:
-            self.message_user(request, str(exc.detail), messages.ERROR)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
             return
         obj.pk = release.pk
 
 
 @admin.register(AutoCheckRun)
-class AutoCheckRunAdmin(admin.ModelAdmin):
+class AutoCheckRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("started_at", "source", "actor", "checked_count", "paused_count", "finished_at")
     list_filter = ("source",)
     date_hierarchy = "started_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

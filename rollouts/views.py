@@ -14,8 +14,8 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from rest_framework.exceptions import APIException
 
+from molam_upgrades.exceptions import DomainError
 from molam_upgrades.models import Alert
 from molam_upgrades.monitoring import sira_freshness
 from molam_upgrades.web import OpsPageMixin
@@ -103,8 +103,8 @@ class RolloutControlView(OpsPageMixin):
         if form.is_valid():
             try:
                 rollout = services.create_rollout(actor=self.actor, **form.to_model_fields())
-            except APIException as exc:
-                form.add_error(None, str(exc.detail))
+            except DomainError as exc:
+                form.add_error(None, exc.message)
             else:
                 messages.success(
                     request,
@@ -167,8 +167,8 @@ class RolloutActionView(OpsPageMixin):
         label = f"{rollout.plugin_name} {rollout.version}"
         try:
             message = getattr(self, f"do_{self.action}")(rollout, label)
-        except APIException as exc:  # the API's 409: a move the rollout's state forbids
-            messages.error(request, f"{label}: {exc.detail}")
+        except DomainError as exc:  # the API's 409/404: the same message, on the page
+            messages.error(request, f"{label}: {exc.message}")
         except _Refused as exc:
             messages.error(request, f"{label}: {exc}")
         else:

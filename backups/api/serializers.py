@@ -12,7 +12,7 @@ from molam_upgrades.api.fields import (
 )
 from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
-from ..choices import BackupStatus
+from ..choices import REPORTED_STATUS_CHOICES
 from ..models import PluginBackup
 
 
@@ -24,15 +24,11 @@ class BackupCreateSerializer(serializers.Serializer):
     backup_size_bytes = StrictIntegerField(required=False, allow_null=True, min_value=0)
     db_snapshot_name = TextField(required=False, allow_null=True, allow_blank=True, max_length=255)
     sha256 = Sha256Field(required=False, allow_null=True)
-    backup_status = serializers.ChoiceField(
-        required=False, choices=[BackupStatus.PENDING, BackupStatus.COMPLETED, BackupStatus.FAILED]
-    )
+    backup_status = serializers.ChoiceField(required=False, choices=REPORTED_STATUS_CHOICES)
 
 
 class BackupUpdateSerializer(serializers.Serializer):
-    backup_status = serializers.ChoiceField(
-        required=False, choices=[BackupStatus.PENDING, BackupStatus.COMPLETED, BackupStatus.FAILED]
-    )
+    backup_status = serializers.ChoiceField(required=False, choices=REPORTED_STATUS_CHOICES)
     backup_size_bytes = StrictIntegerField(required=False, allow_null=True, min_value=0)
     sha256 = Sha256Field(required=False, allow_null=True)
 

@@ -2,7 +2,7 @@
 
 ``MolamAutoSchema`` (the base viewset's schema) adds to every operation the error responses it
 can return, all with the ``Error`` envelope component: 401/403/429 everywhere, 400 and 413 on
-writes, 400 where query parameters are validated, 404 on paths naming an object. A view
+writes (and 409, for an Idempotency-Key reused with another body), 400 where query parameters are validated, 404 on paths naming an object. A view
 declares the codes only it knows (409 …) with ``errors(409)`` in ``extend_schema``.
 """
 
@@ -77,7 +77,7 @@ class MolamAutoSchema(AutoSchema):
     def _error_codes(self) -> list[int]:
         codes = [401, 403, 429]
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
-            codes += [400, 413]
+            codes += [400, 409, 413]  # 409: an Idempotency-Key reused for another request
         elif self._has_query_parameters():
             codes.append(400)
         if "{" in self.path:
@@ -94,15 +94,3 @@ class MolamAutoSchema(AutoSchema):
                 responses[str(code)] = self._get_response_for_code(response, str(code), direction=direction)
         return dict(sorted(responses.items()))
 
-
-# --- legacy helpers, used until every view is a viewset -------------------------------------
-from drf_spectacular.types import OpenApiTypes  # noqa: E402
-
-OBJECT = OpenApiTypes.OBJECT
-
-
-def query(name: str, type_=str, description: str = "", required: bool = False, enum=None) -> OpenApiParameter:
-    return OpenApiParameter(name, type_, OpenApiParameter.QUERY, required=required, description=description, enum=enum)
-
-
-PAGE = [query("limit", int, "1–500, default 50"), query("offset", int, "≥ 0, default 0")]

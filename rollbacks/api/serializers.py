@@ -15,7 +15,7 @@ from molam_upgrades.api.fields import (
 )
 from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
-from ..choices import RollbackEventStatus, RollbackTrigger, UpgradeStatus
+from ..choices import RollbackEventStatus, RollbackProgress, RollbackTrigger, UpgradeStatus
 from ..models import RollbackHistory, UpgradeLog
 
 MAX_DURATION_MS = 24 * 3600 * 1000
@@ -93,7 +93,7 @@ class RollbackSerializer(OutputModelSerializer):
 
     reason = serializers.CharField(source="rollback_reason", read_only=True, allow_null=True)
     error_rate_detected = serializers.FloatField(read_only=True, allow_null=True)
-    status = serializers.ChoiceField(choices=["in_progress", "completed"], read_only=True)
+    status = serializers.ChoiceField(choices=RollbackProgress.choices, read_only=True)
 
     class Meta:
         model = RollbackHistory

@@ -7,9 +7,12 @@ import binascii
 import uuid
 from decimal import Decimal, InvalidOperation
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from molam_upgrades.api.fields import (
+    NumberField,
     PluginNameField,
     ReasonField,
     Sha256Field,
@@ -17,10 +20,12 @@ from molam_upgrades.api.fields import (
     StrictIntegerField,
     VersionField,
 )
+from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 from molam_upgrades.versions import COUNTRY_RE, TIER_RE, is_valid_version
 
 from ..choices import RolloutStatus, RolloutStrategy
 from ..cohort import as_number
+from ..metrics import error_rate
 from ..models import Release, Rollout
 
 
@@ -146,6 +151,22 @@ class RolloutListQuerySerializer(serializers.Serializer):
         return value in ("true", "1")
 
 
+class DecisionQuerySerializer(serializers.Serializer):
+    """The should-upgrade query, for the schema (``parse_decision_query`` validates it by hand)."""
+
+    merchant_id = serializers.UUIDField()
+    current_version = VersionField(
+        required=False, help_text="Installed version; no upgrade when already on the rollout's version or newer."
+    )
+    # Case-insensitive: parse_decision_query upper-cases countries and lower-cases tiers.
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$", required=False, help_text="ISO 3166 alpha-2, for geo rollouts."
+    )
+    tier = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", required=False, help_text="Merchant tier, for merchant_tier rollouts."
+    )
+
+
 def parse_decision_query(params) -> dict:
     """Validate should-upgrade query parameters.
 
@@ -204,51 +225,134 @@ class ReleaseCreateSerializer(serializers.Serializer):
         return value
 
 
-def rollout_data(rollout: Rollout) -> dict:
-    data = {
-        "id": rollout.pk,
-        "plugin_name": rollout.plugin_name,
-        "version": rollout.version,
-        "rollout_percentage": as_number(Decimal(rollout.rollout_percentage)),
-        "rollout_strategy": rollout.rollout_strategy,
-        "status": rollout.status,
-        "target_countries": rollout.target_countries or [],
-        "target_tiers": rollout.target_tiers or [],
-        "sira_monitoring": rollout.sira_monitoring,
-        "error_threshold": float(rollout.error_threshold),
-        "min_sample_size": rollout.min_sample_size,
-        "auto_paused": rollout.auto_paused,
-        "paused_reason": rollout.paused_reason,
-        "paused_by": rollout.paused_by,
-        "paused_at": rollout.paused_at.isoformat() if rollout.paused_at else None,
-        "created_by": rollout.created_by,
-        "created_at": rollout.created_at.isoformat(),
-        "updated_at": rollout.updated_at.isoformat() if rollout.updated_at else None,
-        "completed_at": rollout.completed_at.isoformat() if rollout.completed_at else None,
-        "metadata": rollout.metadata or {},
-    }
-    if hasattr(rollout, "reports_total"):
-        from ..metrics import error_rate
+# --- responses ---------------------------------------------------------------------------
 
-        rate = error_rate(rollout.reports_total, rollout.reports_failed)
-        data.update(
-            merchants_upgraded=rollout.merchants_upgraded,
-            upgrades_total=rollout.reports_total,
-            upgrades_failed=rollout.reports_failed,
-            error_rate=float(rate),
-            error_rate_above_threshold=rate > rollout.error_threshold,
-        )
-    return data
+METRIC_FIELDS = frozenset(
+    {"merchants_upgraded", "upgrades_total", "upgrades_failed", "error_rate", "error_rate_above_threshold"}
+)
 
 
-def release_data(release: Release) -> dict:
-    return {
-        "id": release.pk,
-        "plugin_name": release.plugin_name,
-        "version": release.version,
-        "download_url": release.download_url,
-        "sha256": release.sha256,
-        "signature": release.signature or None,
-        "created_by": release.created_by,
-        "created_at": release.created_at.isoformat(),
-    }
+class RolloutSerializer(OutputModelSerializer):
+    """A rollout; with ``include_metrics`` (and on GET rollouts/<plugin>) also its live health."""
+
+    rollout_percentage = serializers.SerializerMethodField()
+    error_threshold = serializers.FloatField(read_only=True)
+    target_countries = serializers.ListField(child=serializers.CharField(), read_only=True)
+    target_tiers = serializers.ListField(child=serializers.CharField(), read_only=True)
+    metadata = serializers.DictField(read_only=True)
+    merchants_upgraded = serializers.IntegerField(
+        read_only=True, help_text="Only with metrics: distinct merchants that reported a successful upgrade."
+    )
+    upgrades_total = serializers.IntegerField(
+        source="reports_total", read_only=True, help_text="Only with metrics: upgrade reports since the start."
+    )
+    upgrades_failed = serializers.IntegerField(
+        source="reports_failed", read_only=True, help_text="Only with metrics: failed or rolled-back reports."
+    )
+    error_rate = serializers.SerializerMethodField(help_text="Only with metrics: failed / total, 0–1.")
+    error_rate_above_threshold = serializers.SerializerMethodField(help_text="Only with metrics.")
+
+    class Meta:
+        model = Rollout
+        fields = [
+            "id",
+            "plugin_name",
+            "version",
+            "rollout_percentage",
+            "rollout_strategy",
+            "status",
+            "target_countries",
+            "target_tiers",
+            "sira_monitoring",
+            "error_threshold",
+            "min_sample_size",
+            "auto_paused",
+            "paused_reason",
+            "paused_by",
+            "paused_at",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "completed_at",
+            "metadata",
+            *sorted(METRIC_FIELDS),
+        ]
+        # Present only when the rollout was loaded with its metrics.
+        extra_kwargs = {name: {"required": False} for name in METRIC_FIELDS}
+
+    @extend_schema_field(OpenApiTypes.NUMBER)
+    def get_rollout_percentage(self, rollout: Rollout) -> int | float:
+        return as_number(Decimal(rollout.rollout_percentage))
+
+    def _rate(self, rollout: Rollout) -> Decimal:
+        return error_rate(rollout.reports_total, rollout.reports_failed)
+
+    def get_error_rate(self, rollout: Rollout) -> float:
+        return float(self._rate(rollout))
+
+    def get_error_rate_above_threshold(self, rollout: Rollout) -> bool:
+        return self._rate(rollout) > rollout.error_threshold
+
+    def to_representation(self, rollout: Rollout) -> dict:
+        with_metrics = hasattr(rollout, "reports_total")
+        data = {}
+        for field in self._readable_fields:
+            if field.field_name in METRIC_FIELDS and not with_metrics:
+                continue
+            value = field.get_attribute(rollout)
+            data[field.field_name] = None if value is None else field.to_representation(value)
+        return data
+
+
+class ReleaseSerializer(OutputModelSerializer):
+    """A downloadable release and how to verify it."""
+
+    signature = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Release
+        fields = ["id", "plugin_name", "version", "download_url", "sha256", "signature", "created_by", "created_at"]
+
+    def get_signature(self, release: Release) -> str | None:
+        return release.signature or None
+
+
+RolloutResponse = envelope("RolloutResponse", rollout=RolloutSerializer())
+RolloutDetailResponse = envelope("RolloutDetailResponse", ok=None, rollout=RolloutSerializer())
+ReleaseResponse = envelope("ReleaseResponse", release=ReleaseSerializer())
+
+
+class PausedRolloutSerializer(serializers.Serializer):
+    rollout_id = serializers.IntegerField()
+    plugin_name = serializers.CharField()
+    version = serializers.CharField()
+    error_rate = serializers.FloatField()
+    threshold = serializers.FloatField()
+    upgrades_total = serializers.IntegerField()
+    upgrades_failed = serializers.IntegerField()
+
+
+AutoCheckResponse = envelope(
+    "AutoCheckResponse",
+    paused_count=serializers.IntegerField(),
+    paused_rollouts=PausedRolloutSerializer(many=True),
+)
+
+
+class DecisionReleaseSerializer(serializers.Serializer):
+    download_url = serializers.URLField()
+    sha256 = serializers.CharField()
+    signature = serializers.CharField(allow_null=True, help_text="Base64 Ed25519 signature, if signed.")
+
+
+class DecisionSerializer(serializers.Serializer):
+    """The should-upgrade answer (``rollouts.cohort.decide``; sent as built, it is the hot path)."""
+
+    should_upgrade = serializers.BooleanField()
+    reason = serializers.CharField()
+    rollout_id = serializers.IntegerField(allow_null=True)
+    rollout_percentage = NumberField(allow_null=True)
+    rollout_strategy = serializers.ChoiceField(choices=RolloutStrategy.choices, allow_null=True)
+    version = serializers.CharField(allow_null=True)
+    bucket = serializers.IntegerField(allow_null=True, help_text="The merchant's bucket, 0–9999.")
+    release = DecisionReleaseSerializer(allow_null=True)

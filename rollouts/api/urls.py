@@ -1,17 +1,13 @@
+"""The seed's 115ter paths: releases, rollouts, rollouts/auto-check, rollouts/<id>/pause|resume,
+rollouts/<plugin>/should-upgrade, GET rollouts/<plugin> and PATCH rollouts/<id>."""
+
 from __future__ import annotations
 
-from django.urls import path
+from molam_upgrades.api.viewsets import SeedRouter
 
-from . import views
+from .views import ReleaseViewSet, RolloutViewSet
 
-urlpatterns = [
-    path("releases", views.ReleaseCollectionView.as_view(), name="releases"),
-    path("rollouts", views.RolloutCollectionView.as_view(), name="rollouts"),
-    path("rollouts/auto-check", views.AutoCheckView.as_view(), name="rollouts-auto-check"),
-    path("rollouts/<int:rollout_id>/pause", views.RolloutPauseView.as_view(), name="rollout-pause"),
-    path("rollouts/<int:rollout_id>/resume", views.RolloutResumeView.as_view(), name="rollout-resume"),
-    path(
-        "rollouts/<str:plugin_name>/should-upgrade", views.ShouldUpgradeView.as_view(), name="should-upgrade"
-    ),
-    path("rollouts/<str:key>", views.RolloutItemView.as_view(), name="rollout-item"),
-]
+router = SeedRouter()
+router.register("releases", ReleaseViewSet, basename="api-release")
+router.register("rollouts", RolloutViewSet, basename="api-rollout")
+urlpatterns = router.urls

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from molam_upgrades.api.base import MolamAPIView
-from molam_upgrades.api.schema import IDEMPOTENCY, OBJECT, PAGE, errors, query
+from molam_upgrades.api.schema import errors
+from molam_upgrades.api.viewsets import ListMixin, MolamViewSet
 from molam_upgrades.choices import AUTO_CHECKERS, DECIDERS, OPERATORS, READERS, ROLLOUT_READERS
+from molam_upgrades.exceptions import NotFound
 from molam_upgrades.versions import PLUGIN_NAME_RE
 
 from .. import services
@@ -19,109 +20,115 @@ from ..filtersets import ReleaseFilterSet, RolloutFilterSet
 from ..metrics import with_metrics
 from ..models import Release, Rollout
 from .serializers import (
+    AutoCheckResponse,
+    DecisionQuerySerializer,
+    DecisionSerializer,
     PauseSerializer,
     ReleaseCreateSerializer,
+    ReleaseResponse,
+    ReleaseSerializer,
     RolloutCreateSerializer,
+    RolloutDetailResponse,
     RolloutListQuerySerializer,
     RolloutPatchSerializer,
+    RolloutResponse,
+    RolloutSerializer,
     parse_decision_query,
-    release_data,
-    rollout_data,
+)
+
+ROLLOUT_ID = OpenApiParameter("key", OpenApiTypes.INT, OpenApiParameter.PATH, description="The rollout's id.")
+PLUGIN_KEY = OpenApiParameter(
+    "key", OpenApiTypes.STR, OpenApiParameter.PATH, description="The plugin name.", pattern=PLUGIN_NAME_RE.pattern
 )
 
 
-class ReleaseCollectionView(MolamAPIView):
-    """POST releases (register a downloadable version) and GET releases."""
+@extend_schema_view(list=extend_schema(summary="Registered releases"))
+class ReleaseViewSet(ListMixin, MolamViewSet):
+    """Releases: where to download a plugin version and how to verify it."""
 
-    roles = {"GET": READERS, "POST": OPERATORS}
-
-    @extend_schema(
-        operation_id="plugins_releases_list",
-        parameters=[query("plugin_name"), query("version"), *PAGE],
-        responses={200: OBJECT, **errors(400, 401, 403)},
-    )
-    def get(self, request):
-        queryset = self.filtered(ReleaseFilterSet, Release.objects.order_by("plugin_name", "-created_at"))
-        rows, total = self.page(queryset)
-        return Response({"releases": [release_data(r) for r in rows], "total": total})
+    queryset = Release.objects.order_by("plugin_name", "-created_at")
+    serializer_class = ReleaseSerializer
+    filterset_class = ReleaseFilterSet
+    results_key = "releases"
+    roles = {"list": READERS, "create": OPERATORS}
 
     @extend_schema(
+        summary="Register a downloadable release",
+        description="Download URLs are https (http only for loopback hosts). When a release signing key "
+        "is configured, the release must be signed and its Ed25519 signature must verify.",
         request=ReleaseCreateSerializer,
-        parameters=[IDEMPOTENCY],
-        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+        responses={201: ReleaseResponse, **errors(409)},
     )
-    def post(self, request):
-        def create():
-            data = self.validated(ReleaseCreateSerializer, request.data)
-            release = services.register_release(actor=self.principal.actor, **data)
-            return Response({"ok": True, "release": release_data(release)}, status=status.HTTP_201_CREATED)
-
-        return self.idempotent(create)
+    def create(self, request):
+        data = self.validated(ReleaseCreateSerializer)
+        release = services.register_release(actor=self.principal.actor, **data)
+        return self.respond(ReleaseResponse, {"ok": True, "release": release}, status=201)
 
 
-class RolloutCollectionView(MolamAPIView):
-    """POST rollouts (start one) and GET rollouts (filters, include_metrics)."""
+class RolloutViewSet(ListMixin, MolamViewSet):
+    """Rollouts. ``rollouts/<key>`` is a plugin name for GET and a rollout id for PATCH (the seed's paths)."""
 
-    roles = {"GET": ROLLOUT_READERS, "POST": OPERATORS}
+    queryset = Rollout.objects.order_by("-created_at")
+    serializer_class = RolloutSerializer
+    filterset_class = RolloutFilterSet
+    results_key = "rollouts"
+    lookup_field = "key"
+    roles = {
+        "list": ROLLOUT_READERS,
+        "retrieve": ROLLOUT_READERS,
+        "create": OPERATORS,
+        "partial_update": OPERATORS,
+        "pause": OPERATORS,
+        "resume": OPERATORS,
+        "auto_check": AUTO_CHECKERS,
+        "should_upgrade": DECIDERS,
+    }
 
-    @extend_schema(
-        operation_id="plugins_rollouts_list",
-        parameters=[
-            query("status", enum=["active", "paused", "completed", "rolled_back"]),
-            query("plugin_name"),
-            query("include_metrics", bool),
-            *PAGE,
-        ],
-        responses={200: OBJECT, **errors(400, 401, 403)},
-    )
-    def get(self, request):
-        params = self.validated_query(RolloutListQuerySerializer)
-        queryset = self.filtered(RolloutFilterSet, Rollout.objects.order_by("-created_at"))
-        if params["include_metrics"]:
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if self.action == "list" and self.validated_query(RolloutListQuerySerializer)["include_metrics"]:
             queryset = with_metrics(queryset)
-        rows, total = self.page(queryset)
-        return Response({"rollouts": [rollout_data(r) for r in rows], "total": total})
+        return queryset
 
     @extend_schema(
+        summary="Rollouts, newest first",
+        parameters=[RolloutListQuerySerializer],
+    )
+    def list(self, request):
+        return super().list(request)
+
+    @extend_schema(
+        summary="Start a rollout (one active or paused rollout per plugin)",
         request=RolloutCreateSerializer,
-        parameters=[IDEMPOTENCY],
-        responses={201: OBJECT, **errors(400, 401, 403, 409)},
+        responses={201: RolloutResponse, **errors(409)},
     )
-    def post(self, request):
-        def create():
-            serializer = self.bound(RolloutCreateSerializer, request.data)
-            rollout = services.create_rollout(actor=self.principal.actor, **serializer.to_model_fields())
-            return Response({"ok": True, "rollout": rollout_data(rollout)}, status=status.HTTP_201_CREATED)
-
-        return self.idempotent(create)
-
-
-class RolloutItemView(MolamAPIView):
-    """GET rollouts/<plugin_name> (its active or paused rollout) and PATCH rollouts/<id>."""
-
-    roles = {"GET": ROLLOUT_READERS, "PATCH": OPERATORS}
+    def create(self, request):
+        serializer = self.bound(RolloutCreateSerializer)
+        rollout = services.create_rollout(actor=self.principal.actor, **serializer.to_model_fields())
+        return self.respond(RolloutResponse, {"ok": True, "rollout": rollout}, status=201)
 
     @extend_schema(
-        operation_id="plugins_rollout_for_plugin",
-        parameters=[OpenApiParameter("key", str, OpenApiParameter.PATH, description="plugin name")],
-        responses={200: OBJECT, **errors(401, 403, 404)},
+        summary="A plugin's active or paused rollout, with its metrics",
+        parameters=[PLUGIN_KEY],
+        responses={200: RolloutDetailResponse},
     )
-    def get(self, request, key: str):
+    def retrieve(self, request, key: str):
         if not PLUGIN_NAME_RE.match(key):
-            raise Http404(f"No active or paused rollout for {key[:64]!r}.")
+            raise NotFound(f"No active or paused rollout for {key[:64]!r}.")
         rollout = with_metrics(Rollout.objects.filter(plugin_name=key, status__in=OPEN_STATES)).first()
         if rollout is None:
-            raise Http404(f"No active or paused rollout for {key}.")
-        return Response({"rollout": rollout_data(rollout)})
+            raise NotFound(f"No active or paused rollout for {key}.")
+        return self.respond(RolloutDetailResponse, {"rollout": rollout})
 
     @extend_schema(
-        parameters=[OpenApiParameter("key", int, OpenApiParameter.PATH, description="rollout id")],
+        summary="Change a rollout's percentage and/or status",
+        parameters=[ROLLOUT_ID],
         request=RolloutPatchSerializer,
-        responses={200: OBJECT, **errors(400, 401, 403, 404, 409)},
+        responses={200: RolloutResponse, **errors(409)},
     )
-    def patch(self, request, key: str):
+    def partial_update(self, request, key: str):
         rollout_id = _rollout_id(key)
-        data = self.validated(RolloutPatchSerializer, request.data)
+        data = self.validated(RolloutPatchSerializer)
         rollout = services.change_rollout(
             rollout_id,
             actor=self.principal.actor,
@@ -129,70 +136,65 @@ class RolloutItemView(MolamAPIView):
             status=data.get("status"),
             reason=data.get("reason") or None,
         )
-        return Response({"ok": True, "rollout": rollout_data(rollout)})
-
-
-class RolloutPauseView(MolamAPIView):
-    roles = {"POST": OPERATORS}
-
-    @extend_schema(request=PauseSerializer, responses={200: OBJECT, **errors(400, 401, 403, 404, 409)})
-    def post(self, request, rollout_id: int):
-        data = self.validated(PauseSerializer, request.data if request.data else {})
-        rollout = services.pause_rollout(
-            rollout_id, actor=self.principal.actor, reason=data.get("reason") or None
-        )
-        return Response({"ok": True, "rollout": rollout_data(rollout)})
-
-
-class RolloutResumeView(MolamAPIView):
-    roles = {"POST": OPERATORS}
-
-    @extend_schema(request=None, responses={200: OBJECT, **errors(401, 403, 404, 409)})
-    def post(self, request, rollout_id: int):
-        rollout = services.resume_rollout(rollout_id, actor=self.principal.actor)
-        return Response({"ok": True, "rollout": rollout_data(rollout)})
-
-
-class AutoCheckView(MolamAPIView):
-    """POST rollouts/auto-check: Sira's HTTP entry to the auto-pause rule."""
-
-    roles = {"POST": AUTO_CHECKERS}
-
-    @extend_schema(request=None, responses={200: OBJECT, **errors(401, 403)})
-    def post(self, request):
-        paused = services.auto_pause_failing_rollouts(source="http", actor=self.principal.actor)
-        return Response(
-            {"ok": True, "paused_count": len(paused), "paused_rollouts": [p.as_dict() for p in paused]}
-        )
-
-
-class ShouldUpgradeView(MolamAPIView):
-    """GET rollouts/<plugin_name>/should-upgrade: the hot path every merchant's plugin calls."""
-
-    roles = {"GET": DECIDERS}
+        return self.respond(RolloutResponse, {"ok": True, "rollout": rollout})
 
     @extend_schema(
-        parameters=[
-            query("merchant_id", required=True),
-            query(
-                "current_version",
-                description="installed version; no upgrade when already on the rollout's version or newer",
-            ),
-            query("country", description="ISO 3166 alpha-2, for geo rollouts"),
-            query("tier", description="merchant tier, for merchant_tier rollouts"),
-        ],
-        responses={200: OBJECT, **errors(400, 401, 403, 404)},
+        summary="Pause a rollout",
+        parameters=[ROLLOUT_ID],
+        request=PauseSerializer,
+        responses={200: RolloutResponse, **errors(409)},
     )
-    def get(self, request, plugin_name: str):
-        if not PLUGIN_NAME_RE.match(plugin_name):
-            raise Http404(f"Unknown plugin {plugin_name}.")
+    @action(detail=True, methods=["post"])
+    def pause(self, request, key: str):
+        rollout_id = _rollout_id(key)
+        data = self.validated(PauseSerializer, request.data if request.data else {})
+        rollout = services.pause_rollout(rollout_id, actor=self.principal.actor, reason=data.get("reason") or None)
+        return self.respond(RolloutResponse, {"ok": True, "rollout": rollout})
+
+    @extend_schema(
+        summary="Resume a paused rollout",
+        parameters=[ROLLOUT_ID],
+        request=None,
+        responses={200: RolloutResponse, **errors(409)},
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request, key: str):
+        rollout = services.resume_rollout(_rollout_id(key), actor=self.principal.actor)
+        return self.respond(RolloutResponse, {"ok": True, "rollout": rollout})
+
+    @extend_schema(
+        summary="Run the Sira auto-pause rule now",
+        description="Pauses every monitored active rollout whose error rate exceeds its threshold "
+        "(with at least min_sample_size reports). Alerts are queued after the run; a broker outage "
+        "never fails it.",
+        request=None,
+        responses={200: AutoCheckResponse},
+    )
+    @action(detail=False, methods=["post"], url_path="auto-check")
+    def auto_check(self, request):
+        paused = services.auto_pause_failing_rollouts(source="http", actor=self.principal.actor)
+        payload = {"ok": True, "paused_count": len(paused), "paused_rollouts": [p.as_dict() for p in paused]}
+        return self.respond(AutoCheckResponse, payload)
+
+    @extend_schema(
+        summary="Should this merchant upgrade the plugin now?",
+        description="The hot path every merchant's plugin calls: answered from a two-level cache.",
+        parameters=[PLUGIN_KEY, DecisionQuerySerializer],
+        responses={200: DecisionSerializer},
+    )
+    @action(detail=True, methods=["get"], url_path="should-upgrade")
+    def should_upgrade(self, request, key: str):
+        if not PLUGIN_NAME_RE.match(key):
+            raise NotFound(f"Unknown plugin {key}.")
         params = parse_decision_query(request.query_params)
         self.check_merchant(params["merchant_id"])
-        return Response(decide(plugin_name=plugin_name, **params))
+        # Sent as decide() builds it (DecisionSerializer documents it; a test keeps them in step):
+        # this answer is the one every merchant's plugin asks for.
+        return Response(decide(plugin_name=key, **params))
 
 
 def _rollout_id(key: str) -> int:
-    """PATCH addresses a rollout by its numeric id (the same path GETs by plugin name)."""
+    """PATCH, pause and resume address a rollout by its numeric id."""
     if not key.isdigit() or len(key) > 18:
-        raise Http404(f"No rollout with id {key}.")
+        raise NotFound(f"No rollout with id {key}.")
     return int(key)
