@@ -247,6 +247,19 @@ SPECTACULAR_SETTINGS = {
         "molam_upgrades.auth.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
+    # One name per choice set, so generated clients get one type per domain enum.
+    "ENUM_NAME_OVERRIDES": {
+        "BackupStatusEnum": "backups.choices.BackupStatus",
+        "ReportedBackupStatusEnum": "backups.choices.REPORTED_STATUS_CHOICES",
+        "UpgradeStatusEnum": "rollbacks.choices.UpgradeStatus",
+        "RollbackStatusEnum": "rollbacks.choices.RollbackStatus",
+        "RollbackEventStatusEnum": "rollbacks.choices.RollbackEventStatus",
+        "RollbackTriggerEnum": "rollbacks.choices.RollbackTrigger",
+        "RollbackProgressEnum": "rollbacks.choices.RollbackProgress",
+        "RolloutStatusEnum": "rollouts.choices.RolloutStatus",
+        "RolloutStrategyEnum": "rollouts.choices.RolloutStrategy",
+        "VerdictEnum": "payments.choices.Verdict",
+    },
 }
 
 # How long a resolved bearer token stays cached in-process (seconds). A revoked credential
