@@ -60,7 +60,7 @@ SERVER_ENV = {
     "CSRF_COOKIE_SECURE": "0",
     "LOG_LEVEL": "ERROR",
     "METRICS_CACHE_SECONDS": "0",
-    "METRICS_TOKEN": "",
+    "METRICS_TOKEN": "scale-bench-metrics-token",
     # The server imports this checkout, whatever else the virtualenv points at.
     "PYTHONPATH": str(ROOT),
 }
@@ -365,7 +365,11 @@ def measure(reports: int, out: Path) -> dict:
             log(f"timing with {label}")
             reads[f"sira_python ({label})"] = time_in_rolled_back_transaction(sira_python, FAILING)
             reads[f"sira_sql ({label})"] = time_in_rolled_back_transaction(sira_sql, FAILING)
-            reads[f"metrics ({label})"] = time_http(page, f"{server.base}/metrics")
+            reads[f"metrics ({label})"] = time_http(
+                page,
+                f"{server.base}/metrics",
+                headers={"Authorization": f"Bearer {SERVER_ENV['METRICS_TOKEN']}"},
+            )
             reads[f"rollout_control ({label})"] = time_http(page, f"{server.base}/ops/rollout-control")
             if active == FEW_ACTIVE:
                 reads["rollback_dashboard"] = time_http(page, f"{server.base}/ops/rollback-dashboard")
