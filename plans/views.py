@@ -30,6 +30,7 @@ from django.utils import timezone
 from molam_upgrades.exceptions import DomainError
 from molam_upgrades.models import AuditEntry
 from molam_upgrades.web import OpsPageMixin
+from payments.views import canary_context
 from rollbacks.choices import ERROR_STATUSES, UpgradeStatus
 from rollbacks.models import UpgradeLog
 from rollouts.choices import OPEN_STATES
@@ -329,6 +330,7 @@ class RolloutDetailView(OpsPageMixin):
             zones=COMMON_ZONES,
             day_names=DAY_NAMES,
             nav="rollouts",
+            **canary_context(rollout),
         )
         return render(request, "plans/rollout_detail.html", context)
 

@@ -13,8 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from molam_upgrades import registry
 from payments import services
 from payments.views import canary_context
+from rollouts import services as rollout_services
+from rollouts.models import Rollout
 from tests.dashboards.conftest import login
-from tests.factories import RolloutFactory, UserFactory
+from tests.factories import UserFactory
 
 from .factories import Side, build_fleet
 
@@ -24,12 +26,12 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def failing_rollout():
     now = timezone.now()
-    rollout = RolloutFactory(
-        plugin_name="woocommerce",
-        version="4.0.0",
-        rollout_percentage=Decimal(50),
-        created_at=now - timedelta(hours=30),
+    # Started the way the API starts one (the detail page reads its maintained aggregates).
+    rollout = rollout_services.create_rollout(
+        actor="user:setup", plugin_name="woocommerce", version="4.0.0", rollout_percentage=Decimal(50)
     )
+    Rollout.objects.filter(pk=rollout.pk).update(created_at=now - timedelta(hours=30))
+    rollout.refresh_from_db()
     build_fleet(
         plugin_name="woocommerce",
         version="4.0.0",
@@ -103,3 +105,10 @@ def test_the_api_returns_the_stored_verdict(cast, failing_rollout):
     listed = cast.viewer.get("canary-analyses", {"verdict": "fail"}).json()
     assert listed["total"] == 1
     assert_error(cast.plugin_a.get("canary-analyses"), 403)
+
+
+def test_the_rollout_detail_page_shows_canary_and_baseline_side_by_side(failing_rollout):
+    viewer = login(UserFactory(roles=["ops_viewer"]))
+    html = viewer.get(f"/ops/rollouts/{failing_rollout.pk}").content.decode()
+    assert 'id="canary"' in html and 'data-verdict="fail"' in html
+    assert 'data-group="canary"' in html and 'data-group="baseline"' in html
