@@ -1,8 +1,9 @@
-"""``/metrics`` (Prometheus) and ``/readyz`` (readiness, including a stalled Sira beat).
+"""``/metrics`` (Prometheus) and ``/readyz`` (readiness).
 
 ``/healthz`` (in ``views.py``) answers "is this process up and can it reach its stores";
-``/readyz`` adds "is the product doing its job": the Sira auto-pause check must have finished
-within the last 15 minutes, otherwise failing rollouts would keep shipping unnoticed.
+``/readyz`` adds "is the product doing its job": each app's readiness checks, registered in
+``molam_upgrades.registry`` (rollouts: the Sira auto-pause check must have finished within the
+last 15 minutes, otherwise failing rollouts would keep shipping unnoticed).
 """
 
 from __future__ import annotations
@@ -10,29 +11,18 @@ from __future__ import annotations
 import gzip
 import hmac
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from . import registry
 from .api.errors import json_error
 from .prometheus import REGISTRY
 from .views import check_database, check_redis
 
 logger = logging.getLogger("molam.health")
-
-# Sira runs every 5 minutes; three missed runs in a row mean the scheduler is stalled.
-DEFAULT_SIRA_MAX_AGE_SECONDS = 15 * 60
-
-
-def sira_max_age() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "SIRA_MAX_AGE_SECONDS", DEFAULT_SIRA_MAX_AGE_SECONDS)))
-
 
 def _bearer_matches(request: HttpRequest, expected: str) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -63,67 +53,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@dataclass(frozen=True)
-class SiraFreshness:
-    """When a Sira check last finished (any source), and whether that is recent enough.
-
-    The one staleness rule, shared by ``/readyz`` and the rollout-control page.
-    """
-
-    last_run: datetime | None
-    age_seconds: int | None
-    max_age_seconds: int
-
-    @property
-    def ok(self) -> bool:
-        return self.age_seconds is not None and self.age_seconds <= self.max_age_seconds
-
-    @property
-    def stale(self) -> bool:
-        return not self.ok
-
-    @property
-    def minutes_ago(self) -> int | None:
-        return self.age_seconds // 60 if self.age_seconds is not None else None
-
-    @property
-    def max_age_minutes(self) -> int:
-        return self.max_age_seconds // 60
-
-    def as_dict(self) -> dict:
-        return {
-            "ok": self.ok,
-            "last_run_at": self.last_run.isoformat() if self.last_run else None,
-            "age_seconds": self.age_seconds,
-            "max_age_seconds": self.max_age_seconds,
-        }
-
-
-def sira_freshness(now=None) -> SiraFreshness:
-    from rollouts.models import AutoCheckRun
-
-    now = now or timezone.now()
-    last = AutoCheckRun.objects.filter(finished_at__isnull=False).aggregate(last=Max("finished_at"))["last"]
-    return SiraFreshness(
-        last_run=last,
-        age_seconds=round((now - last).total_seconds()) if last else None,
-        max_age_seconds=int(sira_max_age().total_seconds()),
-    )
-
-
-def sira_status(now=None) -> dict:
-    """``sira_freshness`` as JSON (the ``sira`` object of ``/readyz``)."""
-    return sira_freshness(now).as_dict()
-
-
-def _ago(seconds: int) -> str:
-    if seconds < 120:
-        return f"{seconds} seconds ago"
-    if seconds < 2 * 3600:
-        return f"{seconds // 60} minutes ago"
-    return f"{seconds // 3600} hours ago"
-
-
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 when the database, Redis (when configured) and the Sira schedule are fine; 503 otherwise."""
@@ -132,27 +61,27 @@ def readyz(request: HttpRequest) -> JsonResponse:
     checks["database"] = database_error or "ok"
     if settings.REDIS_URL:
         checks["redis"] = check_redis() or "ok"
-    sira: dict | None = None
-    if database_error is None:
-        try:
-            sira = sira_status()
-        except Exception:  # noqa: BLE001 - an unreadable run table is a failed check
-            logger.warning("readiness check: Sira runs unreadable", exc_info=True)
-            checks["sira"] = "the Sira run table could not be read"
+    bodies: dict[str, dict | None] = {}
+    # Each app's checks (molam_upgrades.registry), e.g. rollouts' "sira": has the Sira
+    # auto-pause check finished recently?
+    for check in registry.readiness_checks():
+        if database_error is not None:
+            checks[check.name] = "not checked: the database is unreachable"
+            result_body = None
         else:
-            if sira["ok"]:
-                checks["sira"] = "ok"
-            elif sira["last_run_at"] is None:
-                checks["sira"] = "the Sira auto-pause check has never run"
+            try:
+                result = check.check()
+            except Exception:  # noqa: BLE001 - a crashing check is a failed check, not a 500
+                logger.warning("readiness check %s crashed", check.name, exc_info=True)
+                checks[check.name] = "the check could not run"
+                result_body = None
             else:
-                checks["sira"] = (
-                    f"the Sira auto-pause check last ran {_ago(sira['age_seconds'])} "
-                    f"(at {sira['last_run_at']}); is Celery beat running?"
-                )
-    else:
-        checks["sira"] = "not checked: the database is unreachable"
+                checks[check.name] = result.message
+                result_body = result.body
+        if check.body_key:
+            bodies[check.body_key] = result_body
     failed = [name for name, result in checks.items() if result != "ok"]
-    body = {"ok": not failed, "checks": checks, "failed": failed, "sira": sira}
+    body = {"ok": not failed, "checks": checks, "failed": failed, **bodies}
     if failed:
         logger.error(
             "readiness check failed: %s",

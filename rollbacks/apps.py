@@ -10,5 +10,8 @@ class RollbacksConfig(AppConfig):
     def ready(self) -> None:
         from molam_upgrades import registry
 
+        from . import monitoring
+
         registry.register_api_urls("rollbacks.api.urls")
         registry.register_page_urls("rollbacks.urls")
+        registry.register_metrics("rollbacks", read=monitoring.read, collect=monitoring.collect)

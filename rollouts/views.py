@@ -17,7 +17,6 @@ from django.urls import reverse
 
 from molam_upgrades.exceptions import DomainError
 from molam_upgrades.models import Alert
-from molam_upgrades.monitoring import sira_freshness
 from molam_upgrades.web import OpsPageMixin
 
 from . import services
@@ -25,6 +24,7 @@ from .choices import OPEN_STATES, TERMINAL_STATES
 from .forms import PauseForm, PercentageForm, RolloutCreateForm
 from .metrics import error_rate, with_metrics
 from .models import Release, Rollout
+from .monitoring import sira_freshness
 
 HUNDRED = Decimal("100")
 
