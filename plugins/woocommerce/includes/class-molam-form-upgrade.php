@@ -238,12 +238,11 @@ class Molam_Form_Upgrade {
 	}
 
 	/**
-	 * Refuse to pause checkout on a host where the swap cannot be atomic or would wait.
+	 * Refuse a plugin directory whose swap cannot be two atomic renames.
 	 *
-	 * @throws RuntimeException When the plugin directory or the database is not ready.
+	 * @throws RuntimeException When the plugin directory is a symlink or a mount point.
 	 */
 	private static function preflight() {
-		global $wpdb;
 		$dir = Molam_Form_Settings::plugin_dir();
 		if ( is_link( $dir ) || ! is_dir( $dir ) ) {
 			throw new RuntimeException( "$dir is not a plain directory" );
@@ -251,8 +250,20 @@ class Molam_Form_Upgrade {
 		if ( stat( $dir )['dev'] !== stat( dirname( $dir ) )['dev'] ) {
 			throw new RuntimeException( "$dir is a mount point: it cannot be renamed" );
 		}
+	}
+
+	/**
+	 * Refuse to pause checkout behind a long transaction on this site's database (a
+	 * `mysqldump --single-transaction`, a stuck request): DDL would wait for its metadata lock
+	 * while checkout stays paused. Needs the PROCESS privilege; without it, the bounded lock
+	 * waits of the migrations are the only guard.
+	 *
+	 * @throws RuntimeException When such a transaction is open.
+	 */
+	private static function preflight_database() {
+		global $wpdb;
 		$suppress = $wpdb->suppress_errors( true );
-		$old      = $wpdb->get_var( 'SELECT MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())) FROM information_schema.INNODB_TRX' );
+		$old      = $wpdb->get_var( 'SELECT MAX(TIMESTAMPDIFF(SECOND, t.trx_started, NOW())) FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = DATABASE() AND p.ID <> CONNECTION_ID()' );
 		$wpdb->suppress_errors( $suppress );
 		if ( null !== $old && (int) $old > 10 ) {
 			throw new RuntimeException( "a database transaction has been open for {$old}s; not pausing checkout behind it" );
@@ -302,6 +313,9 @@ class Molam_Form_Upgrade {
 			}
 			Molam_Form_Store::step( 'downloaded' );
 			$migrations = self::stage( $pkg, $j['paths']['staging'], $to );
+			if ( $migrations ) {
+				self::preflight_database();
+			}
 			Molam_Form_Store::step(
 				'staged',
 				array(
@@ -470,7 +484,8 @@ class Molam_Form_Upgrade {
 		if ( function_exists( 'opcache_reset' ) ) {
 			opcache_reset();
 		}
-		wp_clean_plugins_cache( false );
+		// wp_clean_plugins_cache() lives in wp-admin/includes, absent under WP-cron.
+		wp_cache_delete( 'plugins', 'plugins' );
 	}
 
 	/**
