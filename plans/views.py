@@ -41,7 +41,7 @@ from rollouts.views import RolloutControlView
 
 from . import services
 from .choices import DAY_NAMES
-from .models import PlanTemplate, RolloutPlan
+from .models import PlanTemplate
 from .progress import pct, progress_for
 from .simulate import simulate
 
@@ -66,19 +66,25 @@ def control_fingerprint() -> str:
         .order_by("-created_at")
         .values("created_at")[:1]
     )
-    rollouts = list(
+    # One statement: each open rollout, its newest report and its plan's position (LEFT JOIN).
+    rows = list(
         Rollout.objects.filter(status__in=OPEN_STATES)
         .annotate(last_report=Subquery(last_report))
         .order_by("pk")
-        .values_list("pk", "status", "rollout_percentage", "updated_at", "last_report")
-    )
-    plans = list(
-        RolloutPlan.objects.filter(rollout__status__in=OPEN_STATES)
-        .order_by("pk")
-        .values_list("rollout_id", "current_stage", "held", "finished_at", "updated_at")
+        .values_list(
+            "pk",
+            "status",
+            "rollout_percentage",
+            "updated_at",
+            "last_report",
+            "plan__current_stage",
+            "plan__held",
+            "plan__finished_at",
+            "plan__updated_at",
+        )
     )
     minute = timezone.now().strftime("%Y%m%d%H%M")
-    raw = repr((rollouts, plans, minute))
+    raw = repr((rows, minute))
     return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
