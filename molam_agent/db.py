@@ -414,46 +414,64 @@ class Database:
     ) -> None:
         raise NotImplementedError
 
+    def _key_in(self, alias: str, pk: Sequence[str], table: str, keys: Sequence[str]) -> tuple[str, list]:
+        """SQL matching rows of ``alias`` whose key (as the capture logs it) is in ``keys``."""
+        marks = ", ".join([self.ph] * len(keys))
+        if len(pk) == 1:
+            return f"{alias}.{self.q(pk[0])} IN ({marks})", list(keys)
+        return f"{self._pk_expr(alias, pk)} IN ({marks})", list(keys)
+
     def merge_back(self, live: str, kept: str, chg: str, logical: str) -> int:
         """Copy into ``live`` every row the shop wrote to ``kept`` during the window.
 
         Rows are those whose key the capture logged while ``kept`` was live (phase ``w``), minus
         those written again since the restore (phase ``r``: newer than the kept copy). Only the
-        columns both tables share are copied. Returns how many rows differed (full-row
-        comparison, i.e. the rows' hashes), which is how many were merged.
+        columns both tables share are copied. The live rows are locked before the phase ``r``
+        check, so a write racing the merge is never overwritten. Returns how many rows differed
+        (whole-row comparison, i.e. the rows' hashes), which is how many were merged.
         """
         pk = self.primary_key(live)
         if not pk or not set(pk) <= set(self.columns(kept)):
             raise MigrationError(f"cannot merge {kept} back into {live}: no common primary key")
-        live_cols = self.columns(live)
         kept_cols = set(self.columns(kept))
-        cols = [c for c in live_cols if c in kept_cols]
+        cols = [c for c in self.columns(live) if c in kept_cols]
         p = self.ph
-        key = self._pk_expr("k", pk)
-        where = (
-            f"{key} IN (SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'w')"
-            f" AND {key} NOT IN (SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'r')"
+        written = sorted(
+            {r[0] for r in self.query(f"SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'w'", (logical,))}
         )
         same = " AND ".join(self._null_safe_eq(f"l.{self.q(c)}", f"k.{self.q(c)}") for c in cols)
-        differing = int(
-            self.query(
-                f"SELECT COUNT(*) FROM {self.q(kept)} k WHERE {where} AND NOT EXISTS"
-                f" (SELECT 1 FROM {self.q(live)} l WHERE {same})",
-                (logical, logical),
-            )[0][0]
-        )
-        if differing:
-            select = ", ".join(f"k.{self.q(c)}" for c in cols)
+        select = ", ".join(f"k.{self.q(c)}" for c in cols)
+        merged = 0
+        for i in range(0, len(written), 500):
+            batch = written[i : i + 500]
             self.begin()
             try:
-                self._upsert(
-                    live, cols, pk, f"SELECT {select} FROM {self.q(kept)} k WHERE {where}", (logical, logical)
-                )
+                lock_sql, lock_params = self._key_in("l", pk, live, batch)
+                self.query(f"SELECT 1 FROM {self.q(live)} l WHERE {lock_sql} FOR UPDATE", lock_params)
+                marks = ", ".join([p] * len(batch))
+                newer = {
+                    r[0]
+                    for r in self.query(
+                        f"SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'r' AND pk IN ({marks})",
+                        (logical, *batch),
+                    )
+                }
+                todo = [k for k in batch if k not in newer]
+                if todo:
+                    where, params = self._key_in("k", pk, kept, todo)
+                    merged += int(
+                        self.query(
+                            f"SELECT COUNT(*) FROM {self.q(kept)} k WHERE {where} AND NOT EXISTS"
+                            f" (SELECT 1 FROM {self.q(live)} l WHERE {same})",
+                            params,
+                        )[0][0]
+                    )
+                    self._upsert(live, cols, pk, f"SELECT {select} FROM {self.q(kept)} k WHERE {where}", params)
                 self.commit()
             except Exception:
                 self.rollback()
                 raise
-        return differing
+        return merged
 
     def raise_auto_increment(self, snap: str, live: str) -> None:
         """Before ``snap`` replaces ``live``: never hand out an id ``live`` already gave."""
@@ -816,6 +834,17 @@ class PostgresDatabase(Database):
 
     def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
         return "concat_ws(chr(31), " + ", ".join(f"{alias}.{self.q(c)}::text" for c in pk) + ")"
+
+    def _key_in(self, alias: str, pk: Sequence[str], table: str, keys: Sequence[str]) -> tuple[str, list]:
+        if len(pk) == 1:
+            typ = self.query(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attname = %s",
+                (self.q(table), pk[0]),
+            )[0][0]
+            if re.match(r"^[a-z0-9 ()_,]+$", typ):
+                return f"{alias}.{self.q(pk[0])} = ANY(%s::{typ}[])", [list(keys)]
+        return super()._key_in(alias, pk, table, keys)
 
     def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
         pk = self.primary_key(table)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class DatabaseFlowMixin(AgentBase):
     def _preflight(self, db: Database | None) -> None:
         """Refuse, before anything is paused, what would fail or hang inside the pause."""
         live = self.cfg.plugin_dir
-        if os.path.ismount(live):
+        if is_mount_point(live):
             raise ConfigError(
                 f"plugin directory {live} is a mount point: it cannot be swapped atomically"
                 " (rename fails with EBUSY); mount its parent instead"
@@ -366,6 +367,25 @@ class DatabaseFlowMixin(AgentBase):
         opts = d.get("options")
         if db is not None and opts and opts["backup"].startswith(self.snap_prefix()):
             db.drop_tables([opts["backup"]])
+
+
+def is_mount_point(path: Path) -> bool:
+    """True when ``path`` is a mount point, bind mounts of the same file system included
+    (``os.path.ismount`` misses those: same device as the parent)."""
+    if os.path.ismount(path):
+        return True
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+            for line in fh:
+                fields = line.split()
+                if len(fields) > 4:
+                    point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+                    if point == real:
+                        return True
+    except OSError:
+        pass  # not Linux: ismount() is all there is
+    return False
 
 
 def _short(sql: str) -> str:
