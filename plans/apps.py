@@ -13,5 +13,8 @@ class PlansConfig(AppConfig):
     def ready(self) -> None:
         from molam_upgrades import registry
 
+        from . import demo
+
         registry.register_api_urls("plans.api.urls")
         registry.register_page_urls("plans.urls")
+        registry.register_demo_data("plans", demo.seed, order=25)  # after the rollouts (20)
