@@ -112,3 +112,17 @@ def test_the_rollout_detail_page_shows_canary_and_baseline_side_by_side(failing_
     html = viewer.get(f"/ops/rollouts/{failing_rollout.pk}").content.decode()
     assert 'id="canary"' in html and 'data-verdict="fail"' in html
     assert 'data-group="canary"' in html and 'data-group="baseline"' in html
+
+
+def test_metrics_endpoint_exposes_the_canary_verdict(client, failing_rollout, settings):
+    from tests.monitoring.support import parse_scrape, sample
+
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_CACHE_SECONDS = 0
+    services.check_canaries()
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    samples = parse_scrape(response.content.decode())
+    labels = {"rollout_id": failing_rollout.pk, "plugin": "woocommerce", "version": "4.0.0"}
+    assert sample(samples, "molam_rollout_canary_verdict", verdict="fail", **labels) == 1
+    assert sample(samples, "molam_rollout_canary_verdict", verdict="inconclusive", **labels) == 0
