@@ -102,13 +102,13 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry delivery of the selected alerts")
     def retry_delivery(self, request, queryset):
+        from .alerts import enqueue_delivery
         from .choices import AlertStatus
-        from .tasks import send_alert
 
         ids = list(queryset.exclude(status=AlertStatus.SENT).values_list("pk", flat=True))
         queryset.filter(pk__in=ids).update(status=AlertStatus.PENDING)
         for alert_id in ids:
-            transaction.on_commit(lambda alert_id=alert_id: send_alert.delay(alert_id))
+            transaction.on_commit(lambda alert_id=alert_id: enqueue_delivery(alert_id))
         self.message_user(request, f"Queued {len(ids)} alert(s) for delivery.")
 
 

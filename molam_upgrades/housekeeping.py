@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
+from .alerts import MAX_ALERT_ATTEMPTS
 from .choices import AlertStatus
 from .models import Alert, IdempotencyRecord
-from .services import MAX_ALERT_ATTEMPTS
 
 logger = logging.getLogger("molam.housekeeping")
 
@@ -142,7 +142,7 @@ def queue_delivery(alert_id: int, expected_attempts: int, first_delivery: bool) 
 
 def deliver_inline(alert_id: int, expected_attempts: int, first_delivery: bool) -> object:
     """Deliver now, one attempt (for the management command, when the worker may be down)."""
-    from .services import deliver_alert
+    from .alerts import deliver_alert
 
     return deliver_alert(alert_id, final_attempt=True, expected_attempts=expected_attempts)
 

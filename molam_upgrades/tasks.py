@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services import MAX_ALERT_ATTEMPTS, AlertDeliveryError, deliver_alert
+from .alerts import MAX_ALERT_ATTEMPTS, AlertDeliveryError, deliver_alert
 
 
 @shared_task(bind=True, max_retries=MAX_ALERT_ATTEMPTS - 1, acks_late=True)

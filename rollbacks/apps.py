@@ -10,8 +10,9 @@ class RollbacksConfig(AppConfig):
     def ready(self) -> None:
         from molam_upgrades import registry
 
-        from . import monitoring
+        from . import demo, monitoring
 
         registry.register_api_urls("rollbacks.api.urls")
         registry.register_page_urls("rollbacks.urls")
         registry.register_metrics("rollbacks", read=monitoring.read, collect=monitoring.collect)
+        registry.register_demo_data("rollbacks", demo.seed, order=30)

@@ -183,22 +183,7 @@ def complete_rollback(
             to_version=locked.from_version,
         )
         if not success:
-            raise_alert(
-                kind="rollback_failed",
-                summary=f"Plugin rollback failed: {locked.plugin_name} {locked.from_version} → {locked.to_version} "
-                f"for merchant {locked.merchant_id}",
-                dedup_key=f"rollback-failed-{locked.rollback_id}",
-                severity=AlertSeverity.CRITICAL,
-                details={
-                    "rollback_id": str(locked.rollback_id),
-                    "merchant_id": str(locked.merchant_id),
-                    "plugin_name": locked.plugin_name,
-                    "from_version": locked.from_version,
-                    "to_version": locked.to_version,
-                    "trigger": locked.rollback_trigger,
-                    "error_message": locked.error_message,
-                },
-            )
+            alert_rollback_failed(locked)
     log = logger.info if success else logger.error
     log(
         "rollback %s: %s %s→%s in %s ms",
@@ -213,6 +198,31 @@ def complete_rollback(
         },
     )
     return locked
+
+
+def alert_rollback_failed(rollback: RollbackHistory):
+    """Page ops about a failed rollback (the one place this alert is built)."""
+    return raise_alert(
+        kind="rollback_failed",
+        summary=f"Plugin rollback failed: {rollback.plugin_name} {rollback.from_version} → {rollback.to_version} "
+        f"for merchant {rollback.merchant_id}",
+        dedup_key=f"rollback-failed-{rollback.rollback_id}",
+        severity=AlertSeverity.CRITICAL,
+        details={
+            "rollback_id": str(rollback.rollback_id),
+            "merchant_id": str(rollback.merchant_id),
+            "plugin_name": rollback.plugin_name,
+            "from_version": rollback.from_version,
+            "to_version": rollback.to_version,
+            "trigger": rollback.rollback_trigger,
+            "error_message": rollback.error_message,
+        },
+    )
+
+
+def import_upgrade_reports(reports: list[dict]) -> int:
+    """Store many upgrade reports at once (demo data, imports): one INSERT. Returns the count."""
+    return len(UpgradeLog.objects.bulk_create([UpgradeLog(**fields) for fields in reports]))
 
 
 def close_rollback(rollback: RollbackHistory, *, actor: str) -> RollbackHistory:

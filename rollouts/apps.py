@@ -10,10 +10,11 @@ class RolloutsConfig(AppConfig):
     def ready(self) -> None:
         from molam_upgrades import registry
 
-        from . import metrics, monitoring
+        from . import demo, metrics, monitoring
 
         registry.register_api_urls("rollouts.api.urls")
         registry.register_page_urls("rollouts.urls")
         registry.register_kpi("rollout_velocity_days", metrics.rollout_velocity_days)
         registry.register_metrics("rollouts", read=monitoring.read, collect=monitoring.collect)
         registry.register_readiness_check("sira", monitoring.readiness, body_key="sira")
+        registry.register_demo_data("rollouts", demo.seed, order=20)
