@@ -60,9 +60,11 @@ def test_chained_symlinks_cannot_write_outside_the_staging_dir(tmp_path):
     zip_path = tmp_path / "evil.zip"
     _chained_symlink_zip(zip_path)
 
+    # Three levels deep, so that ``up`` (the tree's ../../..) is tmp_path itself.
     with pytest.raises(UnsafeArchiveError, match="symlink"):
-        extract_zip(zip_path, tmp_path / "staging" / "tree", 1 << 20)
+        extract_zip(zip_path, tmp_path / "x" / "y" / "tree", 1 << 20)
 
+    assert not (tmp_path / "PWNED.php").exists()
     assert not _pwned(tmp_path)
 
 
@@ -105,6 +107,7 @@ def test_upgrade_with_the_chained_symlink_package_changes_nothing(host):
     assert rc == 1, out
     assert "symlink" in out["error"]
     assert host.fingerprint() == before
+    assert not (host.plugin_dir.parent / "PWNED.php").exists()  # where staging-<tx>/../../.. is
     assert not _pwned(host.tmp)
 
 
@@ -118,6 +121,7 @@ def test_dry_run_extracts_nothing_outside_its_throwaway_dir(host):
 
     assert rc == 1, out
     assert out["dry_run"] is True and "symlink" in out["error"]
+    assert not (host.plugin_dir.parent / ".molam-agent" / "PWNED.php").exists()  # dryrun-<id>/tree/../../..
     assert not _pwned(host.tmp)
     assert host.fingerprint() == before
     work = host.plugin_dir.parent / ".molam-agent" / host.plugin_dir.name
