@@ -170,6 +170,20 @@ def test_a_programmatic_config_without_key_still_fails_closed(tmp_path, small_re
         verify_release(zip_path, Release("4.0.0", "https://x.example/p.zip", sha), cfg)
 
 
+@pytest.mark.parametrize(("value", "allowed"), [("true", True), ("yes", True), ("0", False), ("maybe", None)])
+def test_allow_unsigned_from_the_environment(tmp_path, value, allowed):
+    path = _config(tmp_path, release={"public_key": ""})
+    env = {"MOLAM_AGENT_RELEASE_ALLOW_UNSIGNED": value}
+    if allowed:
+        cfg = load_config(str(path), env)
+        assert cfg.allow_unsigned is True and cfg.public_key is None
+    else:
+        with pytest.raises(
+            ConfigError, match="public_key is required" if allowed is False else "true or false"
+        ):
+            load_config(str(path), env)
+
+
 def test_allow_unsigned_installs_and_warns_on_every_run(host, small_release):
     host.public_key = None
     host.write_config(release={"allow_unsigned": True})
