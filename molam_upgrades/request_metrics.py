@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -58,10 +59,18 @@ class RequestMetricsCollector(Collector):
             yield from _LOCAL_REGISTRY.collect()
 
 
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+
+
 def route_of(request) -> str:
+    """The URL pattern that answered, as a template: regex routes (DRF routers) read like path()
+    ones, ``^rollouts/(?P<pk>[^/.]+)/pause$`` as ``rollouts/<pk>/pause``."""
     match = getattr(request, "resolver_match", None)
     route = getattr(match, "route", None)
-    return f"/{route}" if route is not None else UNMATCHED_ROUTE
+    if route is None:
+        return UNMATCHED_ROUTE
+    route = _NAMED_GROUP.sub(r"<\1>", route).replace("^", "").replace("$", "").replace("\\", "")
+    return f"/{route}"
 
 
 class RequestMetricsMiddleware:
