@@ -1,22 +1,14 @@
-"""Admin for credentials (token shown once), the audit log (read-only) and alerts."""
+"""Admin for credentials (token shown once; revoke/rotate actions), the audit log (read-only) and alerts."""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db import transaction
 
+from . import credentials
+from .admin_actions import ReadOnlyAdminMixin, admin_actor, run_action
+from .exceptions import DomainError
 from .models import Alert, ApiClient, AuditEntry, IdempotencyRecord
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ApiClient)
@@ -33,7 +25,9 @@ class ApiClientAdmin(admin.ModelAdmin):
     list_filter = ("role", "is_active")
     search_fields = ("name", "merchant_id", "token_hint")
     date_hierarchy = "created_at"
-    readonly_fields = ("token_hash", "token_hint", "created_at", "created_by", "last_used_at")
+    # is_active changes only through the audited "revoke" action (seen by every process at once).
+    readonly_fields = ("is_active", "token_hash", "token_hint", "created_at", "created_by", "last_used_at")
+    actions = ["revoke", "rotate"]
     fields = (
         "name",
         "role",
@@ -56,17 +50,15 @@ class ApiClientAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        from .credentials import create_api_client
-
         try:
-            client, token = create_api_client(
+            client, token = credentials.create_api_client(
                 name=obj.name,
                 role=obj.role,
                 merchant_id=obj.merchant_id,
-                actor=f"user:{request.user.get_username()}",
+                actor=admin_actor(request),
             )
-        except ValueError as exc:
-            self.message_user(request, str(exc), messages.ERROR)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
             return
         obj.pk = client.pk
         obj.__dict__.update(client.__dict__)
@@ -77,7 +69,27 @@ class ApiClientAdmin(admin.ModelAdmin):
         )
 
     def has_delete_permission(self, request, obj=None):
-        return False  # deactivate instead: the audit log refers to credentials by name
+        return False  # revoke instead: the audit log refers to credentials by name
+
+    @admin.action(description="Revoke the selected credentials (refused everywhere at once)")
+    def revoke(self, request, queryset):
+        run_action(
+            self,
+            request,
+            queryset,
+            lambda client, actor: credentials.revoke_api_client(client, actor=actor, reason="revoked in admin"),
+            "Revoked {count} credential(s).",
+        )
+
+    @admin.action(description="Rotate the tokens of the selected credentials (new tokens shown once)")
+    def rotate(self, request, queryset):
+        def rotate_one(client, actor):
+            client, token = credentials.rotate_api_client(client, actor=actor)
+            self.message_user(
+                request, f"New token for {client.name} (shown once, copy it now): {token}", messages.WARNING
+            )
+
+        run_action(self, request, queryset, rotate_one, "Rotated {count} token(s); the old ones no longer work.")
 
 
 @admin.register(AuditEntry)

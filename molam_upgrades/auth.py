@@ -14,9 +14,11 @@ from rest_framework import authentication, exceptions
 from .choices import Role
 from .models import ApiClient, hash_token
 
-# token hash -> (expires_at monotonic, ApiClient). The should-upgrade endpoint is called by
-# every merchant's plugin; resolving a token must not cost a query on each call.
-_token_cache: dict[str, tuple[float, ApiClient]] = {}
+# token hash -> (expires_at monotonic, credentials generation, ApiClient). The should-upgrade
+# endpoint is called by every merchant's plugin; resolving a token must not cost a query on each
+# call. An entry is trusted only while the shared credentials generation is unchanged (a
+# revocation or rotation bumps it: ``credentials._forget_everywhere``).
+_token_cache: dict[str, tuple[float, int | None, ApiClient]] = {}
 _token_cache_lock = threading.Lock()
 _LAST_USED_RESOLUTION_S = 300
 
@@ -28,11 +30,14 @@ def clear_token_cache() -> None:
 
 def resolve_token(token: str) -> ApiClient | None:
     """Return the active client for a clear token, or None."""
+    from .credentials import credentials_generation
+
     digest = hash_token(token)
     now = time.monotonic()
+    generation = credentials_generation()
     cached = _token_cache.get(digest)
-    if cached and cached[0] > now:
-        return cached[1]
+    if cached and cached[0] > now and generation is not None and cached[1] == generation:
+        return cached[2]
     client = ApiClient.objects.active().filter(token_hash=digest).first()
     if client is None:
         _token_cache.pop(digest, None)
@@ -48,7 +53,7 @@ def resolve_token(token: str) -> ApiClient | None:
         with _token_cache_lock:
             if len(_token_cache) > 10_000:
                 _token_cache.clear()
-            _token_cache[digest] = (now + ttl, client)
+            _token_cache[digest] = (now + ttl, generation, client)
     return client
 
 

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from molam_upgrades.choices import Role
 from molam_upgrades.credentials import create_api_client
+from molam_upgrades.exceptions import DomainError
 
 
 class Command(BaseCommand):
@@ -27,8 +28,8 @@ class Command(BaseCommand):
                 raise CommandError(f"--merchant-id must be a UUID, got {merchant_id!r}") from exc
         try:
             client, token = create_api_client(name=name, role=role, merchant_id=merchant, actor="cli")
-        except ValueError as exc:
-            raise CommandError(str(exc)) from exc
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         scope = f" for merchant {client.merchant_id}" if client.merchant_id else ""
         self.stdout.write(f"Created API client '{client.name}' with role {client.role}{scope}.")
         self.stdout.write("Store this token now; it cannot be shown again:")
