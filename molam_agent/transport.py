@@ -29,7 +29,7 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":  # not "*.localhost": not every resolver keeps those on loopback
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -222,6 +222,8 @@ def test_allow_unsigned_does_not_excuse_a_missing_signature_when_a_key_is_set(ho
         ("http://127.0.0.1:8000/api/plugins/", True),
         ("http://127.8.9.10/api/plugins/", True),
         ("http://localhost:8000/api/plugins/", True),
+        ("http://shop.localhost:8000/api/plugins/", False),
+        ("ftp://ops.molam.example/api/plugins/", False),
         ("http://[::1]:8000/api/plugins/", True),
     ],
 )
@@ -230,7 +232,7 @@ def test_the_control_plane_must_be_https_except_on_loopback(tmp_path, url, accep
     if accepted:
         assert load_config(str(path), {}).api_url == url
     else:
-        with pytest.raises(ConfigError, match="https is required"):
+        with pytest.raises(ConfigError, match="control_plane.url: .* https"):
             load_config(str(path), {})
 
 
