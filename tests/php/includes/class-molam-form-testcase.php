@@ -386,6 +386,7 @@ abstract class Molam_Form_TestCase extends TestCase {
 		} while ( true );
 		proc_close( $proc );
 		wp_cache_flush();
+		clearstatcache();
 		return array(
 			'exit'   => $exit,
 			'signal' => $signal,

@@ -1,0 +1,117 @@
+<?php
+/**
+ * Operator-forced rollbacks: performed on the next run when they match, refused otherwise.
+ *
+ * @package Molam_Form_Tests
+ */
+
+/**
+ * `GET rollback/pending` drives the merchant's next run.
+ */
+class ForcedRollbackTest extends Molam_Form_TestCase {
+
+	/**
+	 * Upgrade to 4.0.0 through the real control plane, then pause its rollout.
+	 */
+	private function upgraded() {
+		$this->publish( $this->build_release( '4.0.0' ) );
+		$this->assertSame( 'success', $this->upgrade()['status'] );
+		$this->new_tree = self::tree( self::live_dir() );
+	}
+
+	/**
+	 * Files of 4.0.0.
+	 *
+	 * @var array
+	 */
+	private $new_tree;
+
+	/**
+	 * Ops force a rollback.
+	 *
+	 * @param string $from From version.
+	 * @param string $to   To version.
+	 * @return string rollback_id
+	 */
+	private function force( $from, $to ) {
+		$answer = $this->ops(
+			'POST',
+			'rollback/initiate',
+			array(
+				'merchant_id'  => getenv( 'MOLAM_TEST_MERCHANT' ),
+				'plugin_name'  => $this->plugin,
+				'from_version' => $from,
+				'to_version'   => $to,
+				'trigger'      => 'operator_forced',
+				'reason'       => 'ops test',
+			)
+		);
+		$this->assertSame( 201, $answer['status'], wp_json_encode( $answer ) );
+		return $answer['body']['rollback_id'];
+	}
+
+	/**
+	 * The control plane's row for a rollback id.
+	 *
+	 * @param string $rid Rollback id.
+	 * @return array
+	 */
+	private function cp_rollback( $rid ) {
+		$rows = $this->cp_rows( 'SELECT * FROM plugin_rollback_history WHERE rollback_id IN (?, ?)', array( $rid, str_replace( '-', '', $rid ) ) );
+		$this->assertCount( 1, $rows );
+		return $rows[0];
+	}
+
+	public function test_a_forced_rollback_from_another_version_is_refused_and_completed_as_failed() {
+		$this->upgraded();
+		$rid = $this->force( '4.1.0', '3.9.0' );
+
+		$result = $this->upgrade();
+
+		$this->assertSame( 'failed', $result['status'] );
+		$this->assertStringContainsString( 'the rollback is from 4.1.0 but 4.0.0 is installed', $result['error'] );
+		$this->assertSame( $this->new_tree, self::tree( self::live_dir() ), 'nothing rolled back' );
+		$row = $this->cp_rollback( $rid );
+		$this->assertSame( 0, (int) $row['success'] );
+		$this->assertStringContainsString( 'refused', $row['error_message'] );
+	}
+
+	public function test_a_forced_rollback_older_than_the_limit_is_refused() {
+		$this->upgraded();
+		$rid = $this->force( '4.0.0', '3.9.0' );
+		$this->set_settings( array( 'forced_max_age_s' => 1 ) );
+		sleep( 2 );
+
+		$result = $this->upgrade();
+
+		$this->assertSame( 'failed', $result['status'] );
+		$this->assertStringContainsString( 'over the 1s limit', $result['error'] );
+		$this->assertSame( $this->new_tree, self::tree( self::live_dir() ) );
+		$this->assertSame( 0, (int) $this->cp_rollback( $rid )['success'] );
+	}
+
+	public function test_a_forced_rollback_to_a_version_not_kept_here_is_completed_as_failed() {
+		$rid = $this->force( '3.9.0', '3.8.0' );
+
+		$result = $this->upgrade();
+
+		$this->assertSame( 'failed', $result['status'] );
+		$this->assertStringContainsString( 'no kept copy of version 3.8.0', $result['error'] );
+		$this->assertWhollyOld();
+		$row = $this->cp_rollback( $rid );
+		$this->assertSame( 0, (int) $row['success'] );
+		$this->assertNotNull( $row['completed_at'] );
+	}
+
+	public function test_after_a_forced_rollback_the_version_is_on_hold() {
+		$this->upgraded();
+		$this->force( '4.0.0', '3.9.0' );
+		$this->assertSame( 'success', $this->upgrade()['rollback_status'] );
+
+		$next = $this->upgrade();
+
+		$this->assertSame( 'skipped', $next['status'] );
+		$this->assertStringContainsString( 'on hold', $next['reason'] );
+		$this->assertWhollyOld();
+	}
+}
