@@ -9,8 +9,12 @@ from pathlib import Path
 
 from .errors import ConfigError, VerificationError
 
+# The one version grammar (the control plane imports it): release numbers of at most 9 digits,
+# pre-release and build made of non-empty dot-separated identifiers, 64 characters at most.
+MAX_LENGTH = 64
+_IDENTIFIERS = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
 _VERSION_RE = re.compile(
-    r"^(?P<release>\d+(?:\.\d+)*)(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
+    rf"^(?P<release>\d{{1,9}}(?:\.\d{{1,9}})*)(?:-(?P<pre>{_IDENTIFIERS}))?(?:\+(?P<build>{_IDENTIFIERS}))?$"
 )
 # The same header WordPress reads (get_file_data): "Version: 3.9.0" in the first 8 KiB.
 _WP_HEADER_RE = re.compile(r"^[ \t/*#@]*Version:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
@@ -27,7 +31,7 @@ class Version:
     def __init__(self, text: str) -> None:
         text = text.strip()
         match = _VERSION_RE.match(text)
-        if not match or len(text) > 64:
+        if not match or len(text) > MAX_LENGTH:
             raise VerificationError(f"'{text}' is not a valid version")
         self.text = text
         parts = [int(p) for p in match["release"].split(".")]
