@@ -38,7 +38,24 @@ def test_both_sides_compare_alike(a, b):
     assert (Version(a) == Version(b)) == (AgentVersion(a) == AgentVersion(b))
 
 
-@pytest.mark.parametrize("text", [*VERSIONS, "latest", "4.0.0-", "v4.0.0", "4..0", "1" * 65])
+# The cases the two grammars once disagreed on (empty identifiers, over-long numbers) included.
+@pytest.mark.parametrize(
+    "text",
+    [
+        *VERSIONS,
+        "latest",
+        "4.0.0-",
+        "v4.0.0",
+        "4..0",
+        "1" * 65,
+        "1.0.0-.",
+        "1.0.0-a..b",
+        "1.0.0+",
+        "1.0.0+a..b",
+        "1234567890.0.0",
+        "123456789.0.0",
+    ],
+)
 def test_both_sides_accept_the_same_versions(text):
     assert is_valid_version(text) == agent_is_valid(text)
 
