@@ -42,8 +42,9 @@ class Progress:
             log.info("%s: %s", self.step, self._line())
 
     def tar_filter(self, info):  # tarfile.TarInfo -> tarfile.TarInfo
-        """``tarfile.add(..., filter=meter.tar_filter)``: one unit per member, unchanged."""
-        self.advance(1 if self.unit != "bytes" else info.size)
+        """``tarfile.add(..., filter=meter.tar_filter)``: counts regular files (or their bytes)."""
+        if info.isfile():
+            self.advance(info.size if self.unit == "bytes" else 1)
         return info
 
     def finish(self) -> None:
