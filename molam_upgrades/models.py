@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import hashlib
 import json
 import secrets
@@ -108,12 +110,56 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _jsonb_string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in _JSON_ESCAPES:
+            out.append(_JSON_ESCAPES[char])
+        elif ord(char) < 0x20:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)  # PostgreSQL keeps every other character as it is (UTF-8)
+    return '"' + "".join(out) + '"'
+
+
+def jsonb_text(value: Any) -> str:
+    """``value`` as PostgreSQL prints it as ``jsonb::text``.
+
+    Object keys sorted by length, then bytes (jsonb's order); ``", "`` and ``": "`` separators;
+    numbers as ``numeric`` prints them (``1e-05`` → ``0.00001``). The audit hash uses it on
+    both sides, so the chain PostgreSQL writes is the chain Python verifies, and vice versa.
+    """
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format(decimal.Decimal(repr(value)), "f")
+    if isinstance(value, str):
+        return _jsonb_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(jsonb_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda key: (len(key.encode()), key.encode()))
+        return "{" + ", ".join(f"{_jsonb_string(key)}: {jsonb_text(value[key])}" for key in keys) + "}"
+    return _jsonb_string(str(value))
+
+
 class AuditEntry(models.Model):
     """Append-only, hash-chained record of an ops action.
 
-    ``entry_hash = sha256(prev_hash + canonical(content))`` so editing or removing any entry
+    ``entry_hash = sha256(prev_hash + hash_text(entry))`` so editing or removing any entry
     breaks every later link; ``verify_audit_log`` finds the first broken one. On PostgreSQL a
-    trigger refuses UPDATE and DELETE outright.
+    trigger refuses UPDATE and DELETE outright, and computes the chain itself with the SQL
+    function ``audit_log_entry_hash`` (migration 0003); ``compute_hash`` is the same rule in
+    Python, byte for byte (JSON as PostgreSQL's ``jsonb::text``), so either side can verify.
     """
 
     actor = models.CharField(max_length=160)
@@ -146,8 +192,23 @@ class AuditEntry(models.Model):
             "created_at": self.created_at.isoformat(),
         }
 
+    def hash_text(self) -> str:
+        """What is hashed after ``prev_hash``: the SQL ``audit_log_entry_hash`` rule."""
+        created = self.created_at.astimezone(datetime.UTC)
+        return "\n".join(
+            [
+                self.actor,
+                self.action,
+                self.object_type,
+                str(self.object_id),
+                "null" if self.before is None else jsonb_text(self.before),
+                "null" if self.after is None else jsonb_text(self.after),
+                created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            ]
+        )
+
     def compute_hash(self) -> str:
-        return hashlib.sha256((self.prev_hash + _canonical(self.content())).encode()).hexdigest()
+        return hashlib.sha256((self.prev_hash + self.hash_text()).encode()).hexdigest()
 
     @classmethod
     def record(

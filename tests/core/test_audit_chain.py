@@ -54,3 +54,24 @@ def test_a_removed_entry_is_reported():
         cursor.execute("DELETE FROM audit_log WHERE id = %s", [entries[1].pk])
         cursor.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
     assert AuditEntry.verify_chain()[1] == entries[2].pk
+
+
+@pytest.mark.usefixtures("uses_postgres")
+def test_python_and_the_postgresql_trigger_hash_entries_the_same_way():
+    # Awkward content on purpose: key order, escapes, non-ASCII, exponents, nesting, nulls.
+    contents = [
+        ({"status": "active", "paused_reason": None}, {"status": "paused", "paused_reason": "Sira: 6 %"}),
+        (None, {"b": 1, "aa": [1, 2.5, None, True], "a": 'quote " back \\ nl \n tab \t é € 😀'}),
+        ({"n": 1e-05, "big": 12345678901234567890, "z": {"y": [], "x": {}}}, None),
+    ]
+    for before, after in contents:
+        entry = AuditEntry.record(
+            actor="user:ops",
+            action="rollout.paused",
+            object_type="rollout",
+            object_id="7",
+            before=before,
+            after=after,
+        )
+        stored = AuditEntry.objects.get(pk=entry.pk)
+        assert stored.compute_hash() == stored.entry_hash  # the trigger wrote it; Python agrees
