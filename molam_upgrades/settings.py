@@ -262,9 +262,13 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# How long a resolved bearer token stays cached in-process (seconds). A revoked credential
-# stops working at most this long after revocation.
+# How long a resolved bearer token stays cached in-process (seconds). A revocation or rotation
+# is seen at once by every process anyway (shared-cache generation, molam_upgrades/credentials.py).
 API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
+
+# Base64 Ed25519 public key (the agent's release.public_key). When set, POST releases refuses
+# unsigned releases and signatures that do not verify over the package (rollouts/signing.py).
+RELEASE_SIGNING_PUBLIC_KEY = env.str("RELEASE_SIGNING_PUBLIC_KEY", default="")
 
 # --- Celery ------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
