@@ -20,7 +20,7 @@ from molam_upgrades.exceptions import Conflict, InvalidTransition, NotFound
 from molam_upgrades.models import AuditEntry
 from rollbacks.services import record_sira_pause
 
-from . import cohort
+from . import cohort, signing
 from .choices import TRANSITIONS, RolloutStatus
 from .metrics import error_rate, with_error_counts
 from .models import AutoCheckRun, Release, Rollout
@@ -37,7 +37,13 @@ def _after_commit_invalidate(plugin_name: str) -> None:
 def register_release(
     *, actor: str, plugin_name: str, version: str, download_url: str, sha256: str, signature: str = ""
 ) -> Release:
-    """Register a downloadable release (unique per plugin and version: 409 otherwise)."""
+    """Register a downloadable release (unique per plugin and version: 409 otherwise).
+
+    https download URLs only (loopback excepted); with a release signing key configured, the
+    release must be signed and verify (400 otherwise, see ``signing``).
+    """
+    signing.check_download_url(download_url)
+    signing.verify_release(download_url=download_url, sha256=sha256, signature=signature)
     try:
         with transaction.atomic():
             release = Release.objects.create(

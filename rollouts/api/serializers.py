@@ -21,12 +21,14 @@ from molam_upgrades.api.fields import (
     VersionField,
 )
 from molam_upgrades.api.serializers import OutputModelSerializer, envelope
+from molam_upgrades.exceptions import DomainError
 from molam_upgrades.versions import COUNTRY_RE, TIER_RE, is_valid_version
 
 from ..choices import RolloutStatus, RolloutStrategy
 from ..cohort import as_number
 from ..metrics import error_rate
 from ..models import Release, Rollout
+from ..signing import check_download_url
 
 
 class StrictDecimalField(serializers.DecimalField):
@@ -212,6 +214,13 @@ class ReleaseCreateSerializer(serializers.Serializer):
     download_url = serializers.URLField(max_length=2048)
     sha256 = Sha256Field()
     signature = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    def validate_download_url(self, value: str) -> str:
+        try:
+            check_download_url(value)
+        except DomainError as exc:
+            raise serializers.ValidationError(exc.details["download_url"]) from exc
+        return value
 
     def validate_signature(self, value: str) -> str:
         if not value:
