@@ -12,3 +12,7 @@ if [ -f benchmarks/agent_rollback.py ]; then
   echo "== agent rollback on a WooCommerce-sized plugin with MariaDB =="
   .venv/bin/python benchmarks/agent_rollback.py
 fi
+echo "== agent checkout pause by orders-table size (10,000 and 1,000,000 rows, MariaDB) =="
+.venv/bin/python benchmarks/agent_pause.py
+echo "== agent lost-write soak: 200 randomized upgrades with shop writers (prints lost=0) =="
+.venv/bin/python benchmarks/agent_soak.py
