@@ -41,7 +41,7 @@ class Molam_Form_Settings {
 			'country'           => '',
 			'tier'              => '',
 			'maintenance_ttl_s' => 120,
-			'forced_max_age_s'  => 86400,
+			'forced_rollback_max_age_s' => 86400,
 			'timeout_s'         => 10,
 			'max_download_mb'   => 64,
 			'max_unpacked_mb'   => 256,

@@ -1058,7 +1058,7 @@ class Molam_Form_Upgrade {
 	/**
 	 * Perform (or refuse) the operator-forced rollbacks waiting for this merchant's plugin.
 	 * One is performed only when its `from_version` is the installed version and it is younger
-	 * than `forced_max_age_s`; a refused one is completed as failed with the reason, so the
+	 * than `forced_rollback_max_age_s` (docs/agent.md, Security); a refused one is completed as failed with the reason, so the
 	 * operator sees it and it does not stay pending for ever.
 	 *
 	 * @param string $installed Installed version.
@@ -1085,13 +1085,32 @@ class Molam_Form_Upgrade {
 			if ( ! $rid || ! $to ) {
 				continue;
 			}
-			$age     = time() - (int) strtotime( (string) ( $item['created_at'] ?? '' ) );
-			$max_age = (int) Molam_Form_Settings::get( 'forced_max_age_s' );
+			$created = strtotime( (string) ( $item['created_at'] ?? '' ) );
+			$age     = false === $created ? null : time() - $created;
+			$max_age = (int) Molam_Form_Settings::get( 'forced_rollback_max_age_s' );
+			$from    = (string) ( $item['from_version'] ?? '' );
 			$refusal = null;
-			if ( ( $item['from_version'] ?? null ) !== $installed ) {
-				$refusal = "refused: the rollback is from {$item['from_version']} but $installed is installed";
-			} elseif ( empty( $item['created_at'] ) || $age > $max_age ) {
-				$refusal = "refused: the rollback was requested {$age}s ago, over the {$max_age}s limit";
+			if ( 0 === version_compare( $to, $installed ) ) {
+				// Already there: completing it changes nothing.
+				self::report(
+					"rollback/$rid/complete",
+					array(
+						'success'        => true,
+						'duration_ms'    => 0,
+						'files_restored' => 0,
+						'db_restored'    => false,
+					),
+					"forced-$rid-complete"
+				);
+				$results[] = self::result( 'success', $installed, $to, array( 'rollback_status' => 'success', 'reason' => "already on version $to", 'trigger' => 'operator_forced' ) );
+				continue;
+			}
+			if ( '' === $from || 0 !== version_compare( $from, $installed ) ) {
+				$refusal = "forced rollback refused: it was issued for version $from but $installed is installed";
+			} elseif ( null === $age || $age > $max_age ) {
+				$refusal = null === $age
+					? 'forced rollback refused: its creation time is missing or unreadable'
+					: sprintf( 'forced rollback refused: issued %.1f h ago, older than forced_rollback_max_age_s (%d s)', $age / 3600, $max_age );
 			}
 			if ( $refusal ) {
 				self::report(

@@ -69,23 +69,23 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 		$result = $this->upgrade();
 
 		$this->assertSame( 'failed', $result['status'] );
-		$this->assertStringContainsString( 'the rollback is from 4.1.0 but 4.0.0 is installed', $result['error'] );
+		$this->assertStringContainsString( 'it was issued for version 4.1.0 but 4.0.0 is installed', $result['error'] );
 		$this->assertSame( $this->new_tree, self::tree( self::live_dir() ), 'nothing rolled back' );
 		$row = $this->cp_rollback( $rid );
 		$this->assertSame( 0, (int) $row['success'] );
-		$this->assertStringContainsString( 'refused', $row['error_message'] );
+		$this->assertStringContainsString( 'forced rollback refused', $row['error_message'] );
 	}
 
 	public function test_a_forced_rollback_older_than_the_limit_is_refused() {
 		$this->upgraded();
 		$rid = $this->force( '4.0.0', '3.9.0' );
-		$this->set_settings( array( 'forced_max_age_s' => 1 ) );
+		$this->set_settings( array( 'forced_rollback_max_age_s' => 1 ) );
 		sleep( 2 );
 
 		$result = $this->upgrade();
 
 		$this->assertSame( 'failed', $result['status'] );
-		$this->assertStringContainsString( 'over the 1s limit', $result['error'] );
+		$this->assertStringContainsString( 'older than forced_rollback_max_age_s (1 s)', $result['error'] );
 		$this->assertSame( $this->new_tree, self::tree( self::live_dir() ) );
 		$this->assertSame( 0, (int) $this->cp_rollback( $rid )['success'] );
 	}
@@ -101,6 +101,16 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 		$row = $this->cp_rollback( $rid );
 		$this->assertSame( 0, (int) $row['success'] );
 		$this->assertNotNull( $row['completed_at'] );
+	}
+
+	public function test_a_forced_rollback_to_the_installed_version_is_completed_without_change() {
+		$rid = $this->force( '4.0.0', '3.9.0' );
+		// The operator's rollback targets 3.9.0, which is what this host runs.
+		$result = $this->upgrade();
+
+		$this->assertSame( 'success', $result['rollback_status'], wp_json_encode( $result ) );
+		$this->assertWhollyOld();
+		$this->assertSame( 1, (int) $this->cp_rollback( $rid )['success'] );
 	}
 
 	public function test_after_a_forced_rollback_the_version_is_on_hold() {
