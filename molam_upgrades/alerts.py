@@ -56,10 +56,18 @@ def enqueue_delivery(alert_id: int) -> bool:
     One publish attempt, no retry loop: the request that raised the alert must not wait on a
     dead broker, and the sweeper re-sends pending alerts anyway.
     """
+    from .celery import app
     from .tasks import send_alert
 
     try:
-        send_alert.apply_async((alert_id,), retry=False)
+        if app.conf.task_always_eager:
+            send_alert.apply_async((alert_id,))
+        else:
+            # A connection of its own, tried once (kombu would otherwise retry for seconds):
+            # refused at once, or bounded by broker_connection_timeout when the host is silent.
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=0)
+                send_alert.apply_async((alert_id,), connection=connection, retry=False)
     except Exception as exc:  # noqa: BLE001 - any broker failure: keep the alert pending, never fail the caller
         logger.error(
             "alert %s not queued (broker unavailable: %s); the retry sweeper will send it",
