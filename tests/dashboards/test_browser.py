@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
+from playwright import sync_api
 
 from molam_upgrades.models import AuditEntry
 from rollouts.models import Rollout
@@ -34,20 +35,15 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "browser-pass-123"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() or shutil.which("chromium")), reason="chromium is not installed"
-    ),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 
 @pytest.fixture(scope="module")
 def browser():
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (Debian package: chromium; make test installs it)")
     # Playwright's sync API keeps an event loop running in this thread; Django refuses ORM
     # calls from such a thread unless told it is safe (it is: the loop is idle meanwhile).
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

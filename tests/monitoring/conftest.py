@@ -110,7 +110,7 @@ def fleet(db) -> Fleet:
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        pytest.skip("promtool is not installed (Debian package: prometheus)")
+        pytest.fail("promtool is not installed (Debian package: prometheus; make test installs it)")
     return path
 
 
