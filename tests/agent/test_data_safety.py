@@ -345,3 +345,47 @@ def test_a_mount_point_plugin_directory_is_refused_before_the_pause(sql_host, sm
     assert "mount point" in (out.get("error") or "")
     assert not host.cp.state.backups  # refused before the backup, long before any pause
     assert host.installed() == "3.9.0"
+
+
+def test_a_pause_past_its_deadline_ends_in_a_rollback(sql_host, small_release):
+    host = sql_host
+    _release(host, small_release, "down")
+    # The first migration waits on the shop's lock for ~12 s (retried), then gets through:
+    # by then the pause has passed max_pause_s, so the agent rolls back instead of going on.
+    host.write_config(
+        database={"long_transaction_s": 3600, "lock_timeout_s": 5, "lock_retries": 3},
+        maintenance={"max_pause_s": 10},
+    )
+    _hold_table(host, 14, threading.Event())
+
+    rc, out = host.run("upgrade")
+
+    assert rc == 1 and out["rollback_status"] == "success", out
+    assert "paused longer than 10s" in out["error"]
+    assert host.installed() == "3.9.0"
+    assert not is_active(host.plugin_dir)
+    with connect(host.db_url) as db:
+        assert "fee_amount" not in db.columns("wp_molam_orders")  # its down file ran
+
+
+def test_site_id_and_table_patterns_are_validated(tmp_path):
+    from molam_agent.config import load_config
+    from molam_agent.errors import ConfigError
+
+    base = {
+        "MOLAM_AGENT_CONTROL_PLANE_URL": "https://cp.example/api/plugins/",
+        "MOLAM_AGENT_CONTROL_PLANE_TOKEN": "t",
+        "MOLAM_AGENT_CONTROL_PLANE_MERCHANT_ID": "123e4567-e89b-12d3-a456-426614174000",
+        "MOLAM_AGENT_PLUGIN_NAME": "woocommerce",
+        "MOLAM_AGENT_PLUGIN_DIR": str(tmp_path),
+        "MOLAM_AGENT_RELEASE_ALLOW_UNSIGNED": "true",
+        "MOLAM_AGENT_DATABASE_URL": "sqlite:///tmp/x.db",
+        "MOLAM_AGENT_DATABASE_TABLES": "wp_molam_*,wp_molam_settings",
+    }
+    cfg = load_config(None, dict(base, MOLAM_AGENT_DATABASE_SITE_ID="shop1"))
+    assert cfg.db_site_id == "shop1" and cfg.db_tables == ("wp_molam_*", "wp_molam_settings")
+    assert cfg.db_lock_timeout_s == 2.0 and cfg.db_allow_snapshot is False
+    with pytest.raises(ConfigError, match="site_id"):
+        load_config(None, dict(base, MOLAM_AGENT_DATABASE_SITE_ID="Shop 1"))
+    with pytest.raises(ConfigError, match="plain table name"):
+        load_config(None, dict(base, MOLAM_AGENT_DATABASE_TABLES="wp_*_orders"))
