@@ -15,7 +15,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 ./bin/ensure-services >/dev/null
 
 DB=${INGEST_DB:-molam_ingest}
-export DEBUG=0 SECRET_KEY=bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz ALLOWED_HOSTS=127.0.0.1,localhost
+export DEBUG=0 SECRET_KEY=bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz METRICS_TOKEN=bench-metrics ALLOWED_HOSTS=127.0.0.1,localhost
 export SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0 LOG_LEVEL=WARNING
 export DATABASE_URL=postgres://postgres@127.0.0.1:5432/$DB
 export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/8} CACHE_KEY_PREFIX=ingest-bench CREDENTIALS
