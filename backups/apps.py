@@ -11,3 +11,4 @@ class BackupsConfig(AppConfig):
         from molam_upgrades import registry
 
         registry.register_api_urls("backups.api.urls")
+        registry.register_page_urls("backups.urls")
