@@ -147,4 +147,30 @@ class CrashRecoveryTest extends Molam_Form_TestCase {
 		$this->assertCount( 1, $this->cp_upgrades() );
 		$this->assertCount( 1, $this->cp_rollbacks() );
 	}
+
+	public function test_a_rollback_that_cannot_finish_keeps_checkout_paused_and_is_reported_as_failed() {
+		$this->publish( $this->build_release( '4.0.0' ) );
+		$this->assertSame( 9, $this->child( array(), array( 'MOLAM_FORM_FAULT' => 'swapped' ) )['signal'] );
+		// Someone deleted the previous version kept beside the plugin.
+		foreach ( glob( Molam_Form_Settings::work_dir() . '/prev-*' ) as $dir ) {
+			Molam_Form_Store::remove_tree( $dir );
+		}
+
+		$result = $this->upgrade();
+
+		$this->assertSame( 'failed', $result['rollback_status'], wp_json_encode( $result ) );
+		$this->assertStringContainsString( 'the previous plugin directory is gone', $result['error'] );
+		$this->assertNotNull( molam_form_in_maintenance(), 'checkout stays paused' );
+		$flag = json_decode( (string) file_get_contents( Molam_Form_Store::flag_path() ), true );
+		$this->assertSame( Molam_Form_Store::NEVER, $flag['until'], 'the flag does not expire' );
+		$this->assertSame( 'rollback_failed', Molam_Form_Store::load( 'journal.json' )['step'], 'the journal stays for the next run' );
+		$rollbacks = $this->cp_rollbacks();
+		$this->assertCount( 1, $rollbacks );
+		$this->assertSame( 0, (int) $rollbacks[0]['success'] );
+		$this->assertSame( 'failed', $this->cp_upgrades()[0]['status'] );
+		$this->assertFalse( get_option( 'molam_form_last_rollback' )['success'] );
+		$this->assertSame( 'failed', $this->upgrade()['rollback_status'], 'the next run retries and fails again, no upgrade' );
+		$this->assertCount( 2, $this->cp_rollbacks(), 'the retry is reported as a new rollback' );
+		$this->assertCount( 1, $this->cp_upgrades(), 'the upgrade failure is counted once' );
+	}
 }
