@@ -924,6 +924,17 @@ class Molam_Form_Upgrade {
 		}
 		$snap = ! empty( $j['optsnap'] ) ? get_option( $j['optsnap'] ) : null;
 		if ( is_array( $snap ) && '' !== $snap['prefix'] ) {
+			$now = $wpdb->get_results( $wpdb->prepare( "SELECT option_name, option_value, autoload FROM {$wpdb->options} WHERE option_name LIKE %s ORDER BY option_name", $wpdb->esc_like( $snap['prefix'] ) . '%' ), ARRAY_A );
+			$old = $snap['rows'];
+			usort( $old, fn( $a, $b ) => strcmp( $a['option_name'], $b['option_name'] ) );
+			if ( $now === $old ) {
+				return $restored;
+			}
+			// Rows written since the snapshot are kept aside, never discarded (as the agent's
+			// `<options>_kept_<tx8>` table): an option row of their own, named in the reports.
+			$kept = 'molam_form_optkept_' . $j['txid'];
+			update_option( $kept, array( 'prefix' => $snap['prefix'], 'rows' => $now, 'at' => time() ), false );
+			Molam_Form_Store::save( array( 'options_kept' => $kept ) );
 			$wpdb->query( 'START TRANSACTION' );
 			$wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LIKE %s", $wpdb->esc_like( $snap['prefix'] ) . '%' ) );
 			foreach ( $snap['rows'] as $row ) {
@@ -951,6 +962,9 @@ class Molam_Form_Upgrade {
 		$left    = 'upgrade' === $j['op'] ? $j['to_version'] : $j['from_version'];
 		$error   = (string) ( $j['error'] ?? 'rollback requested' );
 		$rb_err  = $j['rollback_error'] ?? null;
+		if ( ! empty( $j['options_kept'] ) ) {
+			$error .= "; option rows written after the snapshot kept in option {$j['options_kept']}";
+		}
 		$suffix  = $attempt ? "-r$attempt" : '';
 		if ( 'upgrade' === $j['op'] && ! $attempt ) {
 			self::report(
@@ -1050,6 +1064,8 @@ class Molam_Form_Upgrade {
 				'db_restored'          => (bool) ( $j['db_restored'] ?? false ),
 				'rollback_duration_ms' => $j['rollback_duration_ms'] ?? null,
 				'trigger'              => $j['trigger'] ?? 'automatic',
+				'txid'                 => $tx,
+				'options_kept'         => $j['options_kept'] ?? null,
 				'reverted_migrations'  => $j['reverted_migrations'] ?? array(),
 			)
 		);

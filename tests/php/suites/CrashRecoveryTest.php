@@ -173,4 +173,25 @@ class CrashRecoveryTest extends Molam_Form_TestCase {
 		$this->assertCount( 2, $this->cp_rollbacks(), 'the retry is reported as a new rollback' );
 		$this->assertCount( 1, $this->cp_upgrades(), 'the upgrade failure is counted once' );
 	}
+
+	public function test_option_rows_written_after_the_snapshot_are_kept_aside_by_the_rollback() {
+		$this->publish( $this->build_release( '4.0.0' ) );
+		$this->assertSame( 9, $this->child( array(), array( 'MOLAM_FORM_FAULT' => 'swapped' ) )['signal'] );
+		$before = get_option( 'molam_gateway_settings' );
+		// The merchant saves the gateway's settings before recovery runs.
+		update_option( 'molam_gateway_settings', array_merge( $before, array( 'title' => 'Pay with Molam' ) ) );
+
+		$result = $this->child( array( 'recover' ) );
+
+		$this->assertSame( 0, $result['exit'], $result['stderr'] );
+		$this->assertSame( $before, get_option( 'molam_gateway_settings' ), 'option rows back' );
+		global $wpdb;
+		$names = $wpdb->get_col( "SELECT option_name FROM {$wpdb->options} WHERE option_name LIKE 'molam\\_form\\_optkept\\_%'" );
+		$this->assertCount( 1, $names );
+		$kept = get_option( $names[0] );
+		$this->assertIsArray( $kept );
+		$this->assertSame( 'Pay with Molam', maybe_unserialize( $kept['rows'][0]['option_value'] )['title'], 'the newer value is kept, not lost' );
+		Molam_Form_Outbox::flush();
+		$this->assertStringContainsString( 'kept in option molam_form_optkept_', $this->cp_rollbacks()[0]['rollback_reason'] );
+	}
 }
