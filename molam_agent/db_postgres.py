@@ -1,0 +1,253 @@
+"""PostgreSQL through psycopg 3."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from .db import MIGRATIONS_TABLE, Database, _lit, decode_value
+from .errors import ConfigError, MigrationError
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through psycopg 3; tables live in the connection's current schema."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "PostgreSQL support needs psycopg 3 (pip install 'molam-upgrades[agent]')"
+            ) from exc
+        self.conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+    def set_lock_timeout(self, seconds: float) -> None:
+        super().set_lock_timeout(seconds)
+        self.execute(f"SET lock_timeout = '{int(seconds * 1000)}ms'")
+
+    def is_lock_timeout(self, exc: BaseException) -> bool:
+        return getattr(exc, "sqlstate", None) in ("55P03", "40P01") or super().is_lock_timeout(exc)
+
+    def long_transactions(self, tables: Sequence[str], older_than_s: float) -> list[str]:
+        rows = self.query(
+            "SELECT DISTINCT a.pid, round(extract(epoch FROM now() - a.xact_start))::int"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.relation = ANY(SELECT to_regclass(t) FROM unnest(%s::text[]) t)"
+            " AND a.pid <> pg_backend_pid() AND a.xact_start < now() - make_interval(secs => %s)",
+            ([self.q(t) for t in tables], float(older_than_s)),
+        )
+        return [f"backend {r[0]} open for {r[1]}s" for r in rows]
+
+    def index_exists(self, table: str, index: str) -> bool:
+        rows = self.query(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND tablename = %s AND indexname = %s",
+            (table, index),
+        )
+        return bool(rows)
+
+    def _add_site_column(self) -> None:
+        pkey = self.query(
+            "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
+            (MIGRATIONS_TABLE,),
+        )
+        self.begin()
+        try:
+            self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} ADD COLUMN site VARCHAR(16) NOT NULL DEFAULT ''")
+            if pkey:
+                self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} DROP CONSTRAINT {self.q(pkey[0][0])}")
+            self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} ADD PRIMARY KEY (site, plugin, file_name)")
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def set_migrating(self, on: bool) -> None:
+        self.execute("SET molam.migrating = " + ("'on'" if on else "'off'"))
+
+    def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
+        return "concat_ws(chr(31), " + ", ".join(f"{alias}.{self.q(c)}::text" for c in pk) + ")"
+
+    def _key_in(self, alias: str, pk: Sequence[str], table: str, keys: Sequence[str]) -> tuple[str, list]:
+        if len(pk) == 1:
+            typ = self.query(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = to_regclass(%s) AND attname = %s",
+                (self.q(table), pk[0]),
+            )[0][0]
+            if re.match(r"^[a-z0-9 ()_,]+$", typ):
+                return f"{alias}.{self.q(pk[0])} = ANY(%s::{typ}[])", [list(keys)]
+        return super()._key_in(alias, pk, table, keys)
+
+    def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
+        pk = self.primary_key(table)
+        if not pk:
+            raise MigrationError(f"snapshot mode needs a primary key on {table}")
+        fn = self.q(f"{trigger}_fn")
+        self.execute(
+            f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $f$"
+            " DECLARE k text; j jsonb; BEGIN"
+            " IF coalesce(current_setting('molam.migrating', true), '') = 'on' THEN RETURN NULL; END IF;"
+            " j := to_jsonb(NEW);"
+            " FOR i IN 2 .. TG_NARGS - 1 LOOP"
+            "  k := CASE WHEN k IS NULL THEN j ->> TG_ARGV[i] ELSE k || chr(31) || (j ->> TG_ARGV[i]) END;"
+            " END LOOP;"
+            f" INSERT INTO {self.q(chg)} (tbl, pk, phase) VALUES (TG_ARGV[0], k, TG_ARGV[1]) ON CONFLICT DO NOTHING;"
+            " RETURN NULL; END $f$"
+        )
+        args = ", ".join(_lit(a) for a in (logical, phase, *pk))
+        self.execute(f"DROP TRIGGER IF EXISTS {self.q(trigger)} ON {self.q(table)}")
+        self.execute(
+            f"CREATE TRIGGER {self.q(trigger)} AFTER INSERT OR UPDATE ON {self.q(table)}"
+            f" FOR EACH ROW EXECUTE FUNCTION {fn}({args})"
+        )
+
+    def drop_capture(self, table: str, trigger: str) -> None:
+        if table in self.tables():
+            self.execute(f"DROP TRIGGER IF EXISTS {self.q(trigger)} ON {self.q(table)}")
+        if not self.query("SELECT 1 FROM pg_trigger WHERE tgname = %s", (trigger,)):
+            self.execute(f"DROP FUNCTION IF EXISTS {self.q(trigger + '_fn')}()")
+
+    def _upsert(
+        self, live: str, cols: Sequence[str], pk: Sequence[str], select: str, params: Sequence[Any]
+    ) -> None:
+        names = ", ".join(self.q(c) for c in cols)
+        keys = ", ".join(self.q(c) for c in pk)
+        updates = ", ".join(f"{self.q(c)} = EXCLUDED.{self.q(c)}" for c in cols if c not in pk)
+        self.execute(
+            f"INSERT INTO {self.q(live)} ({names}) OVERRIDING SYSTEM VALUE {select}"
+            f" ON CONFLICT ({keys}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING"),
+            params,
+        )
+
+    def tables(self) -> set[str]:
+        rows = self.query("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {r[0] for r in rows}
+
+    def primary_key(self, table: str) -> list[str]:
+        rows = self.query(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+            " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = to_regclass(%s) AND i.indisprimary",
+            (self.q(table),),
+        )
+        return [r[0] for r in rows]
+
+    def _sequences(self, table: str) -> dict[str, str]:
+        """column -> sequence for serial and identity columns of ``table``."""
+        rows = self.query(
+            "SELECT a.attname, pg_get_serial_sequence(%s, a.attname) FROM pg_attribute a"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+            (self.q(table), self.q(table)),
+        )
+        return {r[0]: r[1] for r in rows if r[1]}
+
+    def _sync_sequences(self, dst: str, src: str) -> None:
+        """Move ``dst``'s sequences at least as far as ``src``'s, so no id is handed out twice."""
+        src_seqs = self._sequences(src)
+        for col, seq in self._sequences(dst).items():
+            other = src_seqs.get(col)
+            if other and other != seq:
+                self.execute(
+                    "SELECT setval(%s::regclass, GREATEST("
+                    " (SELECT last_value FROM " + other + "),"
+                    " (SELECT last_value FROM " + seq + ")))",
+                    (seq,),
+                )
+
+    def copy_table(self, src: str, dst: str) -> None:
+        self.begin()
+        try:
+            self.execute(f"CREATE TABLE {self.q(dst)} (LIKE {self.q(src)} INCLUDING ALL)")
+            self.execute(f"INSERT INTO {self.q(dst)} OVERRIDING SYSTEM VALUE SELECT * FROM {self.q(src)}")
+            self._sync_sequences(dst, src)
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
+        present = self.tables()
+        self.begin()
+        try:
+            for live, snap, kept in pairs:
+                if live in present:
+                    self.execute(f"ALTER TABLE {self.q(live)} RENAME TO {self.q(kept)}")
+                self.execute(f"ALTER TABLE {self.q(snap)} RENAME TO {self.q(live)}")
+                if live in present:
+                    self._adopt_sequences(live, kept)
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def _adopt_sequences(self, live: str, kept: str) -> None:
+        # A serial column's sequence is owned by the table it was created with -- now the
+        # kept one. Hand it to the restored table so dropping the kept table later cannot
+        # take the sequence (and the restored table's default) with it.
+        rows = self.query(
+            "SELECT d.objid::regclass::text, a.attname FROM pg_depend d"
+            " JOIN pg_class c ON c.oid = d.objid AND c.relkind = 'S'"
+            " JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid"
+            " WHERE d.refobjid = to_regclass(%s) AND d.classid = 'pg_class'::regclass"
+            " AND d.deptype = 'a'",
+            (self.q(kept),),
+        )
+        live_cols = set(self.columns(live))
+        for seq, col in rows:
+            if col in live_cols:
+                self.execute(f"ALTER SEQUENCE {seq} OWNED BY {self.q(live)}.{self.q(col)}")
+        self._sync_sequences(live, kept)
+
+    def after_restore(self, live: str, kept: str) -> None:
+        """Nothing left to do: sequences were fixed inside the restore transaction."""
+
+    def table_ddl(self, table: str) -> str:
+        cols = self.query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+            " pg_get_expr(d.adbin, d.adrelid), a.attidentity"
+            " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped"
+            " ORDER BY a.attnum",
+            (self.q(table),),
+        )
+        parts = []
+        for name, typ, notnull, default, identity in cols:
+            col = f"{self.q(name)} {typ}"
+            if identity:
+                col += " GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY"
+            elif default is not None:
+                col += f" DEFAULT {default}"
+            if notnull:
+                col += " NOT NULL"
+            parts.append(col)
+        for (definition,) in self.query(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = to_regclass(%s) AND contype IN ('p', 'u', 'c') ORDER BY contype",
+            (self.q(table),),
+        ):
+            parts.append(definition)
+        return f"CREATE TABLE {self.q(table)} (" + ", ".join(parts) + ")"
+
+    def iter_rows(self, table: str) -> Iterator[tuple]:
+        cur = self.conn.cursor()
+        try:
+            yield from cur.stream(f"SELECT * FROM {self.q(table)}")
+        finally:
+            cur.close()
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+        cols = ", ".join(self.q(c) for c in columns)
+        total = 0
+        cur = self.conn.cursor()
+        try:
+            with cur.copy(f"COPY {self.q(table)} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(tuple(decode_value(v) for v in row))
+                    total += 1
+        finally:
+            cur.close()
+        return total
