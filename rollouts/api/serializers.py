@@ -241,6 +241,26 @@ METRIC_FIELDS = frozenset(
 )
 
 
+def _rate(rollout: Rollout) -> Decimal:
+    return error_rate(rollout.reports_total, rollout.reports_failed)
+
+
+class ErrorRateField(serializers.FloatField):
+    def __init__(self, **kwargs):
+        super().__init__(source="*", **kwargs)
+
+    def to_representation(self, rollout: Rollout) -> float:
+        return float(_rate(rollout))
+
+
+class AboveThresholdField(serializers.BooleanField):
+    def __init__(self, **kwargs):
+        super().__init__(source="*", **kwargs)
+
+    def to_representation(self, rollout: Rollout) -> bool:
+        return _rate(rollout) > rollout.error_threshold
+
+
 class RolloutSerializer(OutputModelSerializer):
     """A rollout; with ``include_metrics`` (and on GET rollouts/<plugin>) also its live health."""
 
@@ -249,17 +269,21 @@ class RolloutSerializer(OutputModelSerializer):
     target_countries = serializers.ListField(child=serializers.CharField(), read_only=True)
     target_tiers = serializers.ListField(child=serializers.CharField(), read_only=True)
     metadata = serializers.DictField(read_only=True)
+    # Present only when the rollout was loaded with its metrics: not read-only in the schema's
+    # sense, so the schema lists them as optional (this serializer is never used for input).
     merchants_upgraded = serializers.IntegerField(
-        read_only=True, help_text="Only with metrics: distinct merchants that reported a successful upgrade."
+        required=False, help_text="With metrics: distinct merchants that reported a successful upgrade."
     )
     upgrades_total = serializers.IntegerField(
-        source="reports_total", read_only=True, help_text="Only with metrics: upgrade reports since the start."
+        source="reports_total", required=False, help_text="With metrics: upgrade reports since the start."
     )
     upgrades_failed = serializers.IntegerField(
-        source="reports_failed", read_only=True, help_text="Only with metrics: failed or rolled-back reports."
+        source="reports_failed", required=False, help_text="With metrics: failed or rolled-back reports."
     )
-    error_rate = serializers.SerializerMethodField(help_text="Only with metrics: failed / total, 0–1.")
-    error_rate_above_threshold = serializers.SerializerMethodField(help_text="Only with metrics.")
+    error_rate = ErrorRateField(required=False, help_text="With metrics: failed / total, 0–1.")
+    error_rate_above_threshold = AboveThresholdField(
+        required=False, help_text="With metrics: whether Sira would pause it."
+    )
 
     class Meta:
         model = Rollout
@@ -286,21 +310,10 @@ class RolloutSerializer(OutputModelSerializer):
             "metadata",
             *sorted(METRIC_FIELDS),
         ]
-        # Present only when the rollout was loaded with its metrics.
-        extra_kwargs = {name: {"required": False} for name in METRIC_FIELDS}
 
     @extend_schema_field(OpenApiTypes.NUMBER)
     def get_rollout_percentage(self, rollout: Rollout) -> int | float:
         return as_number(Decimal(rollout.rollout_percentage))
-
-    def _rate(self, rollout: Rollout) -> Decimal:
-        return error_rate(rollout.reports_total, rollout.reports_failed)
-
-    def get_error_rate(self, rollout: Rollout) -> float:
-        return float(self._rate(rollout))
-
-    def get_error_rate_above_threshold(self, rollout: Rollout) -> bool:
-        return self._rate(rollout) > rollout.error_threshold
 
     def to_representation(self, rollout: Rollout) -> dict:
         with_metrics = hasattr(rollout, "reports_total")
