@@ -109,6 +109,21 @@ class Molam_Form_Store {
 	}
 
 	/**
+	 * Rename a directory and make the rename durable. Both names are in the same folder of
+	 * wp-content/plugins, so rename(2) is atomic (WP_Filesystem's move() may copy instead).
+	 *
+	 * @param string $from Current name.
+	 * @param string $to   New name.
+	 * @throws RuntimeException When the rename fails.
+	 */
+	public static function move( $from, $to ) {
+		if ( ! rename( $from, $to ) ) {
+			throw new RuntimeException( "cannot move $from to $to" );
+		}
+		self::fsync_dir( dirname( $to ) );
+	}
+
+	/**
 	 * Read a small JSON state file of the work directory.
 	 *
 	 * @param string $name    File name.

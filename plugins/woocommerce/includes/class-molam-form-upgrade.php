@@ -463,15 +463,9 @@ class Molam_Form_Upgrade {
 				),
 			)
 		);
-		if ( ! rename( $live, $aside ) ) {
-			throw new RuntimeException( "cannot move $live aside" );
-		}
-		Molam_Form_Store::fsync_dir( dirname( $live ) );
+		Molam_Form_Store::move( $live, $aside );
 		Molam_Form_Store::step( 'aside' );
-		if ( ! rename( $staging, $live ) ) {
-			throw new RuntimeException( "cannot move the new version into $live" );
-		}
-		Molam_Form_Store::fsync_dir( dirname( $live ) );
+		Molam_Form_Store::move( $staging, $live );
 		self::forget_plugin_cache();
 		Molam_Form_Store::step( 'swapped' );
 	}
@@ -885,16 +879,10 @@ class Molam_Form_Upgrade {
 				throw new RuntimeException( 'the previous plugin directory is gone (looked in ' . implode( ', ', $files['candidates'] ) . ')' );
 			}
 			if ( null !== $current ) {
-				if ( ! rename( $live, $files['trash'] ) ) {
-					throw new RuntimeException( "cannot move $live to {$files['trash']}" );
-				}
-				Molam_Form_Store::fsync_dir( dirname( $live ) );
+				Molam_Form_Store::move( $live, $files['trash'] );
 				Molam_Form_Store::fault( 'restore:between-renames' );
 			}
-			if ( ! rename( $src, $live ) ) {
-				throw new RuntimeException( "cannot move $src back to $live" );
-			}
-			Molam_Form_Store::fsync_dir( dirname( $live ) );
+			Molam_Form_Store::move( $src, $live );
 			self::forget_plugin_cache();
 		}
 		return (int) ( $j['files_count'] ?? Molam_Form_Store::count_files( $live ) );

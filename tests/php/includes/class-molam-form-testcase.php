@@ -326,6 +326,49 @@ abstract class Molam_Form_TestCase extends TestCase {
 	}
 
 	/**
+	 * Run Python with the project's virtualenv (the agent's package), from the repository root.
+	 *
+	 * @param string $code  Python code.
+	 * @param string $stdin Input.
+	 * @return array{0:int, 1:string, 2:string} Exit status, stdout, stderr.
+	 */
+	public static function run_python( $code, $stdin = '' ) {
+		$root = dirname( __DIR__, 3 );
+		$proc = proc_open( array( "$root/.venv/bin/python", '-c', $code ), array( 0 => array( 'pipe', 'r' ), 1 => array( 'pipe', 'w' ), 2 => array( 'pipe', 'w' ) ), $pipes, $root );
+		fwrite( $pipes[0], $stdin );
+		fclose( $pipes[0] );
+		$out = (string) stream_get_contents( $pipes[1] );
+		$err = (string) stream_get_contents( $pipes[2] );
+		fclose( $pipes[1] );
+		fclose( $pipes[2] );
+		return array( proc_close( $proc ), $out, $err );
+	}
+
+	/**
+	 * Ops force a rollback of this test's plugin for the merchant.
+	 *
+	 * @param string $from From version.
+	 * @param string $to   To version.
+	 * @return string rollback_id
+	 */
+	protected function force_rollback( $from, $to ) {
+		$answer = $this->ops(
+			'POST',
+			'rollback/initiate',
+			array(
+				'merchant_id'  => getenv( 'MOLAM_TEST_MERCHANT' ),
+				'plugin_name'  => $this->plugin,
+				'from_version' => $from,
+				'to_version'   => $to,
+				'trigger'      => 'operator_forced',
+				'reason'       => 'Performance degradation reported',
+			)
+		);
+		$this->assertSame( 201, $answer['status'], wp_json_encode( $answer ) );
+		return $answer['body']['rollback_id'];
+	}
+
+	/**
 	 * Rows of the control plane's own database (its SQLite file).
 	 *
 	 * @param string $sql    Query.

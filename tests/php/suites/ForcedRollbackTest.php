@@ -27,30 +27,6 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 	private $new_tree;
 
 	/**
-	 * Ops force a rollback.
-	 *
-	 * @param string $from From version.
-	 * @param string $to   To version.
-	 * @return string rollback_id
-	 */
-	private function force( $from, $to ) {
-		$answer = $this->ops(
-			'POST',
-			'rollback/initiate',
-			array(
-				'merchant_id'  => getenv( 'MOLAM_TEST_MERCHANT' ),
-				'plugin_name'  => $this->plugin,
-				'from_version' => $from,
-				'to_version'   => $to,
-				'trigger'      => 'operator_forced',
-				'reason'       => 'ops test',
-			)
-		);
-		$this->assertSame( 201, $answer['status'], wp_json_encode( $answer ) );
-		return $answer['body']['rollback_id'];
-	}
-
-	/**
 	 * The control plane's row for a rollback id.
 	 *
 	 * @param string $rid Rollback id.
@@ -64,7 +40,7 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 
 	public function test_a_forced_rollback_from_another_version_is_refused_and_completed_as_failed() {
 		$this->upgraded();
-		$rid = $this->force( '4.1.0', '3.9.0' );
+		$rid = $this->force_rollback( '4.1.0', '3.9.0' );
 
 		$result = $this->upgrade();
 
@@ -78,7 +54,7 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 
 	public function test_a_forced_rollback_older_than_the_limit_is_refused() {
 		$this->upgraded();
-		$rid = $this->force( '4.0.0', '3.9.0' );
+		$rid = $this->force_rollback( '4.0.0', '3.9.0' );
 		$this->set_settings( array( 'forced_rollback_max_age_s' => 1 ) );
 		sleep( 2 );
 
@@ -91,7 +67,7 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 	}
 
 	public function test_a_forced_rollback_to_a_version_not_kept_here_is_completed_as_failed() {
-		$rid = $this->force( '3.9.0', '3.8.0' );
+		$rid = $this->force_rollback( '3.9.0', '3.8.0' );
 
 		$result = $this->upgrade();
 
@@ -104,7 +80,7 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 	}
 
 	public function test_a_forced_rollback_to_the_installed_version_is_completed_without_change() {
-		$rid = $this->force( '4.0.0', '3.9.0' );
+		$rid = $this->force_rollback( '4.0.0', '3.9.0' );
 		// The operator's rollback targets 3.9.0, which is what this host runs.
 		$result = $this->upgrade();
 
@@ -115,7 +91,7 @@ class ForcedRollbackTest extends Molam_Form_TestCase {
 
 	public function test_after_a_forced_rollback_the_version_is_on_hold() {
 		$this->upgraded();
-		$this->force( '4.0.0', '3.9.0' );
+		$this->force_rollback( '4.0.0', '3.9.0' );
 		$this->assertSame( 'success', $this->upgrade()['rollback_status'] );
 
 		$next = $this->upgrade();

@@ -18,15 +18,8 @@ class ProtocolTest extends Molam_Form_TestCase {
 	 * @return mixed
 	 */
 	private function python( $code, $stdin = '' ) {
-		$python = dirname( __DIR__, 3 ) . '/.venv/bin/python';
-		$proc   = proc_open( array( $python, '-c', $code ), array( 0 => array( 'pipe', 'r' ), 1 => array( 'pipe', 'w' ), 2 => array( 'pipe', 'w' ) ), $pipes, dirname( __DIR__, 3 ) );
-		fwrite( $pipes[0], $stdin );
-		fclose( $pipes[0] );
-		$out = stream_get_contents( $pipes[1] );
-		$err = stream_get_contents( $pipes[2] );
-		fclose( $pipes[1] );
-		fclose( $pipes[2] );
-		$this->assertSame( 0, proc_close( $proc ), $err );
+		list( $status, $out, $err ) = self::run_python( $code, $stdin );
+		$this->assertSame( 0, $status, $err );
 		return json_decode( $out, true );
 	}
 

@@ -101,20 +101,7 @@ class SeedCasesTest extends Molam_Form_TestCase {
 		$order_id = Molam_Payment_Gateway::take_order( 'AFTER-UPGRADE', 4200 );
 		$this->assertGreaterThan( 40, $order_id );
 
-		$forced = $this->ops(
-			'POST',
-			'rollback/initiate',
-			array(
-				'merchant_id'  => getenv( 'MOLAM_TEST_MERCHANT' ),
-				'plugin_name'  => $this->plugin,
-				'from_version' => '4.0.0',
-				'to_version'   => '3.9.0',
-				'trigger'      => 'operator_forced',
-				'reason'       => 'Performance degradation reported',
-			)
-		);
-		$this->assertSame( 201, $forced['status'], wp_json_encode( $forced ) );
-		$rid = $forced['body']['rollback_id'];
+		$rid = $this->force_rollback( '4.0.0', '3.9.0' );
 
 		$result = $this->upgrade();
 
