@@ -205,16 +205,27 @@ class Molam_Form_Backup {
 				}
 				$ddl   = $wpdb->get_row( "SHOW CREATE TABLE `$table`", ARRAY_N ); // phpcs:ignore WordPress.DB
 				$cols  = $wpdb->get_col( "SHOW COLUMNS FROM `$table`" ); // phpcs:ignore WordPress.DB
-				$rows  = $wpdb->get_results( "SELECT * FROM `$table`", ARRAY_N ); // phpcs:ignore WordPress.DB
+				// Rows are read 1,000 at a time in primary-key order: a large orders table must
+				// not be loaded whole into the memory of a web request.
+				$keys  = $wpdb->get_col( "SHOW KEYS FROM `$table` WHERE Key_name = 'PRIMARY'", 4 ); // phpcs:ignore WordPress.DB
+				$order = $keys ? ' ORDER BY `' . implode( '`, `', $keys ) . '`' : '';
 				$lines = '';
-				foreach ( (array) $rows as $row ) {
-					$lines .= wp_json_encode( array_map( array( __CLASS__, 'json_value' ), $row ) ) . "\n";
+				$count = 0;
+				for ( $offset = 0; ; $offset += 1000 ) {
+					$rows = $wpdb->get_results( "SELECT * FROM `$table`$order LIMIT 1000 OFFSET $offset", ARRAY_N ); // phpcs:ignore WordPress.DB
+					foreach ( (array) $rows as $row ) {
+						$lines .= wp_json_encode( array_map( array( __CLASS__, 'json_value' ), $row ) ) . "\n";
+					}
+					$count += count( (array) $rows );
+					if ( count( (array) $rows ) < 1000 ) {
+						break;
+					}
 				}
 				$parts[]                   = array(
 					'name'    => $table,
 					'ddl'     => $ddl[1] ?? '',
 					'columns' => $cols,
-					'rows'    => count( (array) $rows ),
+					'rows'    => $count,
 				);
 				$dumps[ "db/$table.jsonl" ] = $lines;
 			}

@@ -96,6 +96,7 @@ class Molam_Form_Upgrade {
 	 */
 	public static function safe_upgrade( $current_version, $force_upgrade = false ) {
 		$start = microtime( true );
+		self::prepare_process();
 		if ( ! Molam_Form_Store::lock() ) {
 			return self::result( 'skipped', $current_version, null, array( 'reason' => 'another upgrade run is in progress for this plugin' ) );
 		}
@@ -107,6 +108,19 @@ class Molam_Form_Upgrade {
 		} finally {
 			Molam_Form_Store::unlock();
 		}
+	}
+
+	/**
+	 * A run must not stop halfway because the visitor whose page load started WP-cron went
+	 * away, or at the web request's time limit, or at the front end's 40 MB memory limit.
+	 * (A stop is recovered like a crash anyway; this keeps it from being the normal case.)
+	 */
+	private static function prepare_process() {
+		ignore_user_abort( true );
+		if ( function_exists( 'set_time_limit' ) ) {
+			@set_time_limit( 300 ); // phpcs:ignore WordPress.PHP.NoSilencedErrors -- disabled on some hosts.
+		}
+		wp_raise_memory_limit( 'admin' );
 	}
 
 	/**
@@ -802,6 +816,7 @@ class Molam_Form_Upgrade {
 		if ( ! is_file( Molam_Form_Settings::work_dir() . '/journal.json' ) || ! Molam_Form_Store::lock() ) {
 			return;
 		}
+		self::prepare_process();
 		try {
 			self::recover();
 		} catch ( Throwable $e ) {

@@ -64,6 +64,13 @@ class ProtocolTest extends Molam_Form_TestCase {
 	}
 
 	public function test_the_backup_archive_is_readable_by_the_python_agent() {
+		global $wpdb;
+		$values = array();
+		for ( $i = 41; $i <= 2500; $i++ ) {
+			$values[] = $wpdb->prepare( '(%s, %d, %s, %s)', "ORD-$i", $i, 0 === $i % 7 ? 'paid' : 'pending', '2026-02-01 09:00:00' );
+		}
+		$wpdb->query( "INSERT INTO {$wpdb->prefix}molam_orders (merchant_ref, amount_cents, status, created_at) VALUES " . implode( ',', $values ) );
+		$this->orders_before = $this->orders();
 		$this->publish( $this->build_release( '4.0.0' ) );
 		$this->assertSame( 'success', $this->upgrade()['status'] );
 		$archives = glob( Molam_Form_Settings::work_dir() . '/backups/*.mab' );
@@ -81,7 +88,7 @@ class ProtocolTest extends Molam_Form_TestCase {
 		$manifest = json_decode( $members['manifest.json'], true );
 		$this->assertSame( 1, $manifest['format'] );
 		$this->assertSame( '3.9.0', $manifest['version'] );
-		$this->assertSame( 40, $manifest['db']['tables'][0]['rows'] );
+		$this->assertSame( 2500, $manifest['db']['tables'][0]['rows'], 'read in pages of 1,000, none missed or repeated' );
 		$this->assertSame( (string) file_get_contents( self::fixture_dir() . '/molam-gateway.php' ), $members['files/molam-gateway.php'] );
 		$rows = array_map( fn( $l ) => json_decode( $l, true ), array_filter( explode( "\n", $members['db/wp_molam_orders.jsonl'] ) ) );
 		$this->assertSame( array_map( 'array_values', $this->orders_before ), $rows );
