@@ -68,17 +68,6 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class ReasonField(serializers.CharField):
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 2000)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class StrictUUIDField(serializers.UUIDField):
     """A UUID given as a string (DRF would also turn a JSON integer into a UUID)."""
 
@@ -104,10 +93,20 @@ class Sha256Field(serializers.CharField):
 
 
 class TextField(serializers.CharField):
+    """A JSON string only (DRF's CharField would also turn a number into text)."""
+
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class ReasonField(TextField):
+    """A free-text reason or error message, 2,000 characters unless told otherwise."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
 
 
 @extend_schema_field(OpenApiTypes.NUMBER)
