@@ -183,7 +183,7 @@ class Molam_Form_Release {
 					throw new Molam_Form_Verification_Error( "archive member '$name' has a zip-bomb compression ratio" );
 				}
 				$declared += (int) $stat['size'];
-				$entries[] = array( $i, $name, $is_dir, $mode & 0777 );
+				$entries[] = array( $i, $name, $is_dir, $mode & 0777, (string) $stat['name'] );
 			}
 			if ( ! $entries ) {
 				throw new Molam_Form_Verification_Error( 'release package is empty' );
@@ -221,7 +221,7 @@ class Molam_Form_Release {
 			}
 			$written = 0;
 			$files   = 0;
-			foreach ( $entries as list( $index, $rel, $is_dir, $mode ) ) {
+			foreach ( $entries as list( $index, $rel, $is_dir, $mode, $raw ) ) {
 				$target = "$dest/$rel";
 				if ( $is_dir ) {
 					if ( ! is_dir( $target ) ) {
@@ -232,7 +232,8 @@ class Molam_Form_Release {
 				if ( ! is_dir( dirname( $target ) ) ) {
 					mkdir( dirname( $target ), 0755, true );
 				}
-				$in  = $zip->getStreamIndex( $index );
+				// getStreamIndex() is PHP 8.2+; names are unique here (duplicates were refused).
+				$in  = method_exists( $zip, 'getStreamIndex' ) ? $zip->getStreamIndex( $index ) : $zip->getStream( $raw );
 				$out = fopen( $target, 'xb' );
 				if ( false === $in || false === $out ) {
 					throw new Molam_Form_Verification_Error( "cannot extract '$rel'" );
