@@ -1038,8 +1038,10 @@ class Molam_Form_Upgrade {
 		} else {
 			Molam_Form_Store::maintenance_off();
 			self::cleanup( $j, array( 'download', 'staging', 'trash', 'aside' ) );
-			if ( ! empty( $j['optsnap'] ) ) {
-				delete_option( $j['optsnap'] );
+			foreach ( array( 'optsnap', 'gen_optsnap' ) as $snap ) {
+				if ( ! empty( $j[ $snap ] ) ) {
+					delete_option( $j[ $snap ] );
+				}
 			}
 			if ( 'rollback' === $j['op'] ) {
 				Molam_Form_Store::store(
@@ -1221,6 +1223,9 @@ class Molam_Form_Upgrade {
 				'trash'        => "$work/failed-$from-$tx",
 			),
 			'migrations'   => $gen['migrations'] ?? array(),
+			// Option rows stay as they are now (the merchant's settings since the upgrade);
+			// the generation's snapshot of them is dropped with the generation.
+			'gen_optsnap'  => $gen['optsnap'] ?? null,
 			'files_count'  => Molam_Form_Store::count_files( $gen['dir'] ),
 		);
 		Molam_Form_Store::$journal = array();

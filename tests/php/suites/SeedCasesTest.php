@@ -120,6 +120,8 @@ class SeedCasesTest extends Molam_Form_TestCase {
 		$this->assertCount( 1, $row );
 		$this->assertSame( 1, (int) $row[0]['success'] );
 		$this->assertNotNull( $row[0]['completed_at'] );
+		global $wpdb;
+		$this->assertSame( array(), $wpdb->get_col( "SELECT option_name FROM {$wpdb->options} WHERE option_name LIKE 'molam\\_form\\_optsnap\\_%'" ), 'no snapshot left behind' );
 		$this->assertSame( array(), $this->ops( 'GET', "rollback/pending?merchant_id=" . getenv( 'MOLAM_TEST_MERCHANT' ) . "&plugin_name={$this->plugin}" )['body']['rollbacks'] );
 	}
 }
