@@ -115,7 +115,7 @@ class ProtocolTest extends Molam_Form_TestCase {
 
 		$this->assertEqualsCanonicalizing( array( 'active', 'until', 'message', 'plugin', 'from_version', 'to_version', 'pid', 'started_at' ), array_keys( $flag ) );
 		$this->assertSame( '0644', substr( sprintf( '%o', fileperms( Molam_Form_Store::flag_path() ) ), -4 ) );
-		$this->assertTrue( $this->python( 'import json,sys; from molam_agent.maintenance import is_active; print(json.dumps(is_active(sys.argv[0] if False else __import__("pathlib").Path(sys.stdin.read()))))', self::live_dir() ) );
+		$this->assertTrue( $this->python( 'import json, sys; from pathlib import Path; from molam_agent.maintenance import is_active; print(json.dumps(is_active(Path(sys.stdin.read()))))', self::live_dir() ) );
 		$this->assertFalse( Molam_Payment_Gateway::is_available(), 'checkout is paused' );
 		$this->assertSame( 'success', $this->upgrade()['recovered']['rollback_status'] );
 		$this->assertTrue( Molam_Payment_Gateway::is_available(), 'and open again after recovery' );
