@@ -68,12 +68,11 @@ class RolePermission(permissions.BasePermission):
             return False
         request.principal = principal
         action = getattr(view, "action", None)
-        if action is None:
-            action_map = getattr(view, "action_map", {}) or {}
-            if request.method == "OPTIONS":
-                action = action_map.get("get")
-            elif request.method.lower() not in action_map:
-                return True  # let the view answer 405 Method Not Allowed
+        action_map = getattr(view, "action_map", {}) or {}
+        if request.method == "OPTIONS":  # DRF names it the "metadata" action
+            action = action_map.get("get")
+        elif action is None and request.method.lower() not in action_map:
+            return True  # let the view answer 405 Method Not Allowed
         roles = getattr(view, "roles", {}).get(action)
         return bool(roles) and principal.has_any(roles)
 
