@@ -13,9 +13,9 @@ from django.utils import timezone
 from backups.models import PluginBackup
 from backups.services import expire_backups
 from molam_upgrades import housekeeping
+from molam_upgrades.alerts import deliver_alert
 from molam_upgrades.celery import app as celery_app
 from molam_upgrades.models import Alert, IdempotencyRecord
-from molam_upgrades.alerts import deliver_alert
 from molam_upgrades.tasks import purge_idempotency_records, retry_unsent_alerts, send_alert
 from tests.factories import BackupFactory
 
