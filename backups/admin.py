@@ -34,6 +34,8 @@ class PluginBackupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda backup, actor: services.update_backup(backup, actor=actor, backup_status=BackupStatus.FAILED),
+            lambda backup, actor: services.update_backup(
+                backup, actor=actor, backup_status=BackupStatus.FAILED
+            ),
             "Marked {count} backup(s) as failed.",
         )

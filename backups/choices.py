@@ -14,4 +14,6 @@ class BackupStatus(models.TextChoices):
 FINAL_STATES = frozenset({BackupStatus.FAILED, BackupStatus.EXPIRED})
 
 # What the agent may report (``expired`` is set by retention only).
-REPORTED_STATUS_CHOICES = [(s.value, s.label) for s in (BackupStatus.PENDING, BackupStatus.COMPLETED, BackupStatus.FAILED)]
+REPORTED_STATUS_CHOICES = [
+    (s.value, s.label) for s in (BackupStatus.PENDING, BackupStatus.COMPLETED, BackupStatus.FAILED)
+]

@@ -77,7 +77,9 @@ class ApiClientAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda client, actor: credentials.revoke_api_client(client, actor=actor, reason="revoked in admin"),
+            lambda client, actor: credentials.revoke_api_client(
+                client, actor=actor, reason="revoked in admin"
+            ),
             "Revoked {count} credential(s).",
         )
 
@@ -89,7 +91,9 @@ class ApiClientAdmin(admin.ModelAdmin):
                 request, f"New token for {client.name} (shown once, copy it now): {token}", messages.WARNING
             )
 
-        run_action(self, request, queryset, rotate_one, "Rotated {count} token(s); the old ones no longer work.")
+        run_action(
+            self, request, queryset, rotate_one, "Rotated {count} token(s); the old ones no longer work."
+        )
 
 
 @admin.register(AuditEntry)

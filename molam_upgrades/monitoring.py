@@ -24,6 +24,7 @@ from .views import check_database, check_redis
 
 logger = logging.getLogger("molam.health")
 
+
 def _bearer_matches(request: HttpRequest, expected: str) -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     # Constant-time comparison: the token must not leak through response timing.

@@ -46,7 +46,6 @@ STALE_CACHE_KEY = "metrics:snapshot:v2:stale"
 STALE_CACHE_SECONDS = 3600
 
 
-
 def cache_seconds() -> int:
     return int(getattr(settings, "METRICS_CACHE_SECONDS", 10))
 

@@ -90,7 +90,9 @@ def register_page_urls(module: str) -> None:
     _page_urls[module] = module
 
 
-def register_metrics(name: str, *, read: Callable[[datetime], Any], collect: Callable[[Any], list[Metric]]) -> None:
+def register_metrics(
+    name: str, *, read: Callable[[datetime], Any], collect: Callable[[Any], list[Metric]]
+) -> None:
     _metrics[name] = MetricsSource(name, read, collect)
 
 

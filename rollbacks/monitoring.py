@@ -54,7 +54,6 @@ def read(now: datetime) -> list[dict[str, Any]]:
     return [{**row, "duration_sum_ms": int(row["duration_sum_ms"] or 0)} for row in rows]
 
 
-
 def collect(rows: list[dict[str, Any]]) -> list[Metric]:
     by_trigger = ["plugin", "trigger"]
     total = CounterMetricFamily(
@@ -106,4 +105,3 @@ def collect(rows: list[dict[str, Any]]) -> list[Metric]:
         buckets.append(("+Inf", sums["duration_count"]))
         duration.add_metric([name], buckets, sum_value=sums["duration_sum_ms"] / 1000)
     return [total, failed, in_progress, last_7d, failed_7d, last_24h, duration]
-

@@ -46,7 +46,9 @@ class RolloutAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda rollout, actor: services.pause_rollout(rollout.pk, actor=actor, reason="Paused from admin"),
+            lambda rollout, actor: services.pause_rollout(
+                rollout.pk, actor=actor, reason="Paused from admin"
+            ),
             "Paused {count} rollout(s).",
         )
 

@@ -76,6 +76,7 @@ ROLLOUTS = [
     DemoRollout("opencart", "3.1.0", 100, timedelta(days=5), reports=150, failures=1),
 ]
 
+
 class RolloutDemo:
     """Writes the demo releases, rollouts and reports (``seed``)."""
 

@@ -136,9 +136,7 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
     min_sample = gauge(
         "molam_rollout_min_sample_size", "Upgrade reports needed before Sira judges the rollout."
     )
-    created = gauge(
-        "molam_rollout_created_timestamp_seconds", "When the rollout was created (unix time)."
-    )
+    created = gauge("molam_rollout_created_timestamp_seconds", "When the rollout was created (unix time).")
     status = gauge(
         "molam_rollout_status",
         "1 for the rollout's current status, 0 for the other open status.",
@@ -228,7 +226,6 @@ def _sira(rows: list[dict[str, Any]]) -> list[Metric]:
     return [runs, paused, last]
 
 
-
 # --- Sira freshness: the /readyz check and the rollout page's warning -------------------------
 
 # Sira runs every 5 minutes; three missed runs in a row mean the scheduler is stalled.
@@ -296,8 +293,6 @@ def _ago(seconds: int) -> str:
     if seconds < 2 * 3600:
         return f"{seconds // 60} minutes ago"
     return f"{seconds // 3600} hours ago"
-
-
 
 
 def readiness() -> ReadinessResult:

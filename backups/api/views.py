@@ -51,7 +51,9 @@ class BackupViewSet(ListMixin, MolamViewSet):
         backup = services.create_backup(**self.validated(BackupCreateSerializer))
         return self.respond(BackupResponse, {"ok": True, "backup": backup}, status=201)
 
-    @extend_schema(operation_id="plugins_backup_detail", summary="One backup", responses={200: BackupDetailResponse})
+    @extend_schema(
+        operation_id="plugins_backup_detail", summary="One backup", responses={200: BackupDetailResponse}
+    )
     def retrieve(self, request, backup_id):
         return self.respond(BackupDetailResponse, {"backup": self.get_object()})
 

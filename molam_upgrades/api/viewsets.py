@@ -183,7 +183,9 @@ class IdempotencyMixin:
             raise exceptions.ValidationError({IDEMPOTENCY_HEADER: ["Must be at most 255 characters."]})
         principal = self.request.principal.key
         body = json.dumps(self.request.data, sort_keys=True, default=str)
-        fingerprint = hashlib.sha256(f"{self.request.method} {self.request.path}\n{body}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            f"{self.request.method} {self.request.path}\n{body}".encode()
+        ).hexdigest()
 
         existing = IdempotencyRecord.objects.filter(principal=principal, key=key).first()
         if existing is None:
@@ -207,7 +209,9 @@ class IdempotencyMixin:
                 existing = IdempotencyRecord.objects.get(principal=principal, key=key)
         if existing.request_fingerprint != fingerprint:
             raise domain.Conflict("This Idempotency-Key was already used with a different request.")
-        return Response(existing.response_body, status=existing.status_code, headers={"Idempotent-Replayed": "true"})
+        return Response(
+            existing.response_body, status=existing.status_code, headers={"Idempotent-Replayed": "true"}
+        )
 
 
 # --- the base viewset -----------------------------------------------------------------------
@@ -306,7 +310,9 @@ class MolamViewSet(IdempotencyMixin, GenericViewSet):
         return serializer.validated_data
 
     # -- output ------------------------------------------------------------------------
-    def respond(self, serializer_class: type[serializers.Serializer], payload: Any, status: int = 200) -> Response:
+    def respond(
+        self, serializer_class: type[serializers.Serializer], payload: Any, status: int = 200
+    ) -> Response:
         """Render ``payload`` through an output serializer (what the schema publishes)."""
         return Response(serializer_class(payload, context=self.get_serializer_context()).data, status=status)
 

@@ -125,7 +125,9 @@ RollbackResponse = envelope("RollbackResponse", rollback=RollbackSerializer())
 RollbackInitiatedResponse = envelope(
     "RollbackInitiatedResponse", rollback_id=serializers.UUIDField(), rollback=RollbackSerializer()
 )
-PendingRollbacksResponse = envelope("PendingRollbacksResponse", ok=None, rollbacks=RollbackSerializer(many=True))
+PendingRollbacksResponse = envelope(
+    "PendingRollbacksResponse", ok=None, rollbacks=RollbackSerializer(many=True)
+)
 
 
 class PluginRollbackStatsSerializer(serializers.Serializer):

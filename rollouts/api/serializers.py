@@ -158,14 +158,17 @@ class DecisionQuerySerializer(serializers.Serializer):
 
     merchant_id = serializers.UUIDField()
     current_version = VersionField(
-        required=False, help_text="Installed version; no upgrade when already on the rollout's version or newer."
+        required=False,
+        help_text="Installed version; no upgrade when already on the rollout's version or newer.",
     )
     # Case-insensitive: parse_decision_query upper-cases countries and lower-cases tiers.
     country = serializers.RegexField(
         r"^[A-Za-z]{2}$", required=False, help_text="ISO 3166 alpha-2, for geo rollouts."
     )
     tier = serializers.RegexField(
-        r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$", required=False, help_text="Merchant tier, for merchant_tier rollouts."
+        r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$",
+        required=False,
+        help_text="Merchant tier, for merchant_tier rollouts.",
     )
 
 
@@ -333,7 +336,16 @@ class ReleaseSerializer(OutputModelSerializer):
 
     class Meta:
         model = Release
-        fields = ["id", "plugin_name", "version", "download_url", "sha256", "signature", "created_by", "created_at"]
+        fields = [
+            "id",
+            "plugin_name",
+            "version",
+            "download_url",
+            "sha256",
+            "signature",
+            "created_by",
+            "created_at",
+        ]
 
     def get_signature(self, release: Release) -> str | None:
         return release.signature or None
@@ -378,3 +390,7 @@ class DecisionSerializer(serializers.Serializer):
     version = serializers.CharField(allow_null=True)
     bucket = serializers.IntegerField(allow_null=True, help_text="The merchant's bucket, 0–9999.")
     release = DecisionReleaseSerializer(allow_null=True)
+    retry_after = serializers.IntegerField(
+        required=False,
+        help_text="Only outside the rollout's upgrade windows: seconds until the next one opens.",
+    )

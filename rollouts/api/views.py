@@ -38,7 +38,11 @@ from .serializers import (
 
 ROLLOUT_ID = OpenApiParameter("key", OpenApiTypes.INT, OpenApiParameter.PATH, description="The rollout's id.")
 PLUGIN_KEY = OpenApiParameter(
-    "key", OpenApiTypes.STR, OpenApiParameter.PATH, description="The plugin name.", pattern=PLUGIN_NAME_RE.pattern
+    "key",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The plugin name.",
+    pattern=PLUGIN_NAME_RE.pattern,
 )
 
 
@@ -148,7 +152,9 @@ class RolloutViewSet(ListMixin, MolamViewSet):
     def pause(self, request, key: str):
         rollout_id = _rollout_id(key)
         data = self.validated(PauseSerializer, request.data if request.data else {})
-        rollout = services.pause_rollout(rollout_id, actor=self.principal.actor, reason=data.get("reason") or None)
+        rollout = services.pause_rollout(
+            rollout_id, actor=self.principal.actor, reason=data.get("reason") or None
+        )
         return self.respond(RolloutResponse, {"ok": True, "rollout": rollout})
 
     @extend_schema(
