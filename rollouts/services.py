@@ -183,7 +183,11 @@ def change_rollout(
                     action="rollout.percentage_changed",
                     obj=rollout,
                     before={"rollout_percentage": before["rollout_percentage"]},
-                    after={"rollout_percentage": f"{rollout.rollout_percentage:.2f}"},
+                    after={
+                        "rollout_percentage": f"{rollout.rollout_percentage:.2f}",
+                        # Why it moved (a plan's stage, an operator's note), when the caller says.
+                        **({"reason": reason} if reason else {}),
+                    },
                 )
         if status is not None:
             _apply_status(rollout, status, actor=actor, reason=reason)

@@ -110,7 +110,9 @@ def test_admin_revoke_and_rotate_actions_are_audited(client, django_capture_on_c
     rotated = make_api("shop-b", "plugin", uuid.uuid4())
     ids = {c.name: c.pk for c in ApiClient.objects.all()}
     with django_capture_on_commit_callbacks(execute=True):
-        client.post("/admin/molam_upgrades/apiclient/", {"action": "revoke", "_selected_action": [ids["shop-a"]]})
+        client.post(
+            "/admin/molam_upgrades/apiclient/", {"action": "revoke", "_selected_action": [ids["shop-a"]]}
+        )
         response = client.post(
             "/admin/molam_upgrades/apiclient/",
             {"action": "rotate", "_selected_action": [ids["shop-b"]]},

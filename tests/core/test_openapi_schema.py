@@ -30,7 +30,9 @@ def _operations(schema):
 def test_the_error_envelope_is_a_component(schema):
     error = schema["components"]["schemas"]["Error"]
     assert set(error["required"]) == {"ok", "error", "details"}
-    assert error["properties"]["ok"]["type"] == "boolean" and error["properties"]["details"]["type"] == "object"
+    assert (
+        error["properties"]["ok"]["type"] == "boolean" and error["properties"]["details"]["type"] == "object"
+    )
 
 
 def test_every_operation_has_a_typed_success_response(schema):
@@ -72,7 +74,9 @@ def test_seed_list_shapes_are_what_the_schema_says(schema):
         "/api/plugins/rollback/history": "rollbacks",
     }
     for path, key in shapes.items():
-        ref = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        ref = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"][
+            "$ref"
+        ]
         page = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
         assert set(page["required"]) == {key, "total"} and page["properties"][key]["type"] == "array"
         params = {p["name"] for p in schema["paths"][path]["get"]["parameters"]}

@@ -7,7 +7,9 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("path", ["releases", "rollouts", "backups", "rollback/history", "rollouts/woocommerce"])
+@pytest.mark.parametrize(
+    "path", ["releases", "rollouts", "backups", "rollback/history", "rollouts/woocommerce"]
+)
 def test_options_on_a_readable_route_answers_for_those_who_may_read_it(cast, path):
     assert cast.viewer.client.options(f"/api/plugins/{path}").status_code == 200
     assert cast.anonymous.client.options(f"/api/plugins/{path}").status_code == 401

@@ -17,7 +17,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 def _backups():
     woo = BackupFactory(
-        plugin_name="woocommerce", version="3.9.0", backup_status="completed", backup_size_bytes=3 * 1024 * 1024
+        plugin_name="woocommerce",
+        version="3.9.0",
+        backup_status="completed",
+        backup_size_bytes=3 * 1024 * 1024,
     )
     presta = BackupFactory(plugin_name="prestashop", version="1.7.9", backup_status="pending")
     return woo, presta

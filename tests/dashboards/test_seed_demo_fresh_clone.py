@@ -30,7 +30,12 @@ def test_seed_demo_runs_on_a_fresh_clone_and_queues_its_alerts(tmp_path):
         CELERY_TASK_ALWAYS_EAGER="0",
     )
     result = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "manage.py", "seed_demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Demo data ready" in result.stdout

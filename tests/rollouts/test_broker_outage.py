@@ -66,7 +66,10 @@ def test_auto_check_finishes_its_run_and_answers_200_with_the_broker_down(
 
 
 def test_the_sweeper_sends_the_pending_alert_once_it_can(
-    cast, broker_down, django_capture_on_commit_callbacks, pagerduty  # noqa: F811
+    cast,
+    broker_down,
+    django_capture_on_commit_callbacks,
+    pagerduty,  # noqa: F811
 ):
     rollback = PendingRollbackFactory(merchant_id=cast.plugin_a.merchant_id)
     with django_capture_on_commit_callbacks(execute=True):

@@ -68,7 +68,11 @@ def _release(url: str, signature: str | None = None, sha256: str | None = None) 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://releases.molam.example/woocommerce.zip", "http://10.0.0.5/woocommerce.zip", "ftp://x.example/a.zip"],
+    [
+        "http://releases.molam.example/woocommerce.zip",
+        "http://10.0.0.5/woocommerce.zip",
+        "ftp://x.example/a.zip",
+    ],
 )
 def test_plain_http_download_urls_are_refused(cast, url):
     body = assert_error(cast.ops.post("releases", _release(url)), 400)
@@ -85,7 +89,9 @@ def test_loopback_http_is_accepted_for_local_mirrors(cast, host):
 def test_with_a_signing_key_an_unsigned_release_is_refused(cast, signing_key, package_server):
     body = assert_error(cast.ops.post("releases", _release(f"{package_server}/molam-form-4.0.0.zip")), 400)
     assert "signature" in body["details"] and "signed" in body["error"]
-    assert not Release.objects.exists() and not AuditEntry.objects.filter(action="release.registered").exists()
+    assert (
+        not Release.objects.exists() and not AuditEntry.objects.filter(action="release.registered").exists()
+    )
 
 
 def test_with_a_signing_key_a_bad_signature_is_refused(cast, signing_key, package_server):
