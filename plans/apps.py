@@ -18,3 +18,9 @@ class PlansConfig(AppConfig):
         registry.register_api_urls("plans.api.urls")
         registry.register_page_urls("plans.urls")
         registry.register_demo_data("plans", demo.seed, order=25)  # after the rollouts (20)
+        # Decisions obey a plan's windows (cached with the rest of the decision data).
+        from rollouts import cohort
+
+        from .services import schedule_for_decisions
+
+        cohort.register_gate_loader(schedule_for_decisions)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from uuid import UUID
 
 from django.core.cache import cache
+from django.utils import timezone
 
 from molam_upgrades.versions import Version
 
@@ -31,6 +32,16 @@ SHARED_TTL_S = 15
 LOCAL_TTL_S = 1.0
 _NONE = "none"
 _local: dict[str, tuple[float, OpenRollout | None]] = {}
+# Apps built on rollouts add conditions to a decision (plans: upgrade windows). A loader maps a
+# rollout id to None or an object with ``closed_answer(now) -> (reason, retry_after) | None``;
+# it runs on a cache miss only and its result travels in the cached decision data, so the warm
+# path stays free of queries.
+_gate_loaders: list = []
+
+
+def register_gate_loader(loader) -> None:
+    if loader not in _gate_loaders:
+        _gate_loaders.append(loader)
 
 
 def cache_key(plugin_name: str) -> str:
@@ -70,6 +81,7 @@ class OpenRollout:
     target_countries: frozenset[str]
     target_tiers: frozenset[str]
     release: dict | None
+    gates: tuple = ()  # from the registered gate loaders (e.g. a plan's windows)
 
     @classmethod
     def from_model(cls, rollout: Rollout, release: Release | None) -> OpenRollout:
@@ -119,6 +131,9 @@ def _load_shared(plugin_name: str) -> OpenRollout | None:
     if rollout is not None:
         release = Release.objects.filter(plugin_name=plugin_name, version=rollout.version).first()
         snapshot = OpenRollout.from_model(rollout, release)
+        gates = tuple(gate for gate in (load(rollout.pk) for load in _gate_loaders) if gate is not None)
+        if gates:
+            snapshot = replace(snapshot, gates=gates)
     cache.set(key, snapshot if snapshot is not None else _NONE, SHARED_TTL_S)
     return snapshot
 
@@ -193,6 +208,11 @@ def decide(
     if current_version is not None and Version(current_version) >= Version(rollout.version):
         answer["reason"] = f"Already on {current_version}, which is {rollout.version} or newer"
         return answer
+    for gate in getattr(rollout, "gates", ()):  # getattr: entries cached before gates existed
+        closed = gate.closed_answer(timezone.now())
+        if closed is not None:  # the seed's keys, plus when to ask again
+            answer["reason"], answer["retry_after"] = closed
+            return answer
     chosen, reason, bucket = in_cohort(rollout, merchant_id, country, tier)
     answer["bucket"] = bucket
     answer["reason"] = reason
