@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "molam_upgrades",
     "backups",
     "rollbacks",
+    # Before rollouts: its API route rollouts/simulate must resolve before rollouts/<plugin_name>.
+    "plans",
     "rollouts",
     "merchants",
     "payments",
@@ -294,6 +296,11 @@ CELERY_BEAT_SCHEDULE = {
     "sira-auto-check": {
         "task": "rollouts.tasks.auto_check",
         "schedule": timedelta(minutes=5),
+    },
+    # Rollout plans: open the next stage of every healthy plan, inside its windows.
+    "plan-advance": {
+        "task": "plans.tasks.advance_plans",
+        "schedule": timedelta(minutes=1),
     },
     # Housekeeping (docs/monitoring.md): each job is idempotent and safe to overlap.
     "retry-unsent-alerts": {
