@@ -214,10 +214,10 @@ def run_scenario(host: Any, release_base: Path, mode: str, scenario: str, seed: 
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait(60)
             time.sleep(ttl_s + 0.5)  # the flag expires (unless pinned); the shop writes on
-            rc = subprocess.run(agent_cmd(host, "recover"), env=env, cwd=str(host.tmp),
-                                capture_output=True, timeout=300).returncode
-            if rc not in (0, 1):
-                out.problems.append(f"recover exited {rc}")
+            done = subprocess.run(agent_cmd(host, "recover"), env=env, cwd=str(host.tmp),
+                                  capture_output=True, text=True, timeout=300)
+            if done.returncode not in (0, 1):
+                out.problems.append(f"recover exited {done.returncode}: {done.stdout[-600:]} {done.stderr[-600:]}")
         else:
             rc = subprocess.run(agent_cmd(host, "upgrade"), env=env, cwd=str(host.tmp),
                                 capture_output=True, timeout=300).returncode

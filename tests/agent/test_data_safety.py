@@ -389,3 +389,25 @@ def test_site_id_and_table_patterns_are_validated(tmp_path):
         load_config(None, dict(base, MOLAM_AGENT_DATABASE_SITE_ID="Shop 1"))
     with pytest.raises(ConfigError, match="plain table name"):
         load_config(None, dict(base, MOLAM_AGENT_DATABASE_TABLES="wp_*_orders"))
+
+
+@pytest.mark.parametrize("point", ["files_restored", "restore:tables-renamed", "db_restored"])
+def test_a_kill_during_a_snapshot_mode_rollback_is_recovered_with_the_window_writes(
+    sql_host, small_release, point
+):
+    host = sql_host
+    _writes_in_window(host, [PAY_ORDER_1, NEW_ORDER.format(ref="MF-WEBHOOK")])
+    _release(host, small_release, "snapshot")
+
+    rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": point})
+    assert rc == -signal.SIGKILL
+    rc, out = host.run("recover")
+
+    assert rc == 1 and out["rollback_status"] == "success", out
+    assert host.installed() == "3.9.0"
+    assert _order(host, "id = 1")[1] == "paid"
+    assert _order(host, "order_ref = 'MF-WEBHOOK'") is not None
+    assert not flag_path(host.plugin_dir).exists()
+    with connect(host.db_url) as db:
+        assert "payload" in db.columns("wp_molam_orders")  # the old schema is back
+        assert not [t for t in db.tables() if t.endswith("_chg")]
