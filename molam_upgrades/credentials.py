@@ -8,8 +8,10 @@ in-process cache expires.
 
 from __future__ import annotations
 
+import time
 from uuid import UUID
 
+from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import IntegrityError, transaction
@@ -21,12 +23,29 @@ from .models import ApiClient, AuditEntry
 GENERATION_KEY = "api-clients:generation"
 
 
+_seen: tuple[float, int | None] = (0.0, None)  # (re-read after, generation) in this process
+
+
 def credentials_generation() -> int | None:
     """The shared revocation counter; None when the shared cache cannot be read.
 
-    Read on every API request, so on Redis it is one plain ``GET`` through the cache's own
-    client (about a third of the CPU of ``cache.get``: Django stores integers unpickled).
+    Read on every API request (``API_REVOCATION_CHECK_SECONDS`` = 0, the default: a revocation
+    is refused everywhere at once), so on Redis it is one plain ``GET`` through a per-process
+    client. A deployment that prefers throughput may let each process reuse what it read for
+    a few seconds; a revocation then takes at most that long to bite elsewhere.
     """
+    global _seen
+    window = float(getattr(settings, "API_REVOCATION_CHECK_SECONDS", 0) or 0)
+    now = time.monotonic()
+    if window > 0 and _seen[0] > now:
+        return _seen[1]
+    generation = _read_generation()
+    if window > 0 and generation is not None:
+        _seen = (now + window, generation)
+    return generation
+
+
+def _read_generation() -> int | None:
     try:
         raw = _redis_get(GENERATION_KEY)
         if raw is _NOT_REDIS:
@@ -62,6 +81,8 @@ def _forget_everywhere() -> None:
     """Bump the generation after commit: every process drops its cached tokens on its next request."""
 
     def bump() -> None:
+        global _seen
+        _seen = (0.0, None)  # this process sees its own revocation at once, whatever the window
         try:
             cache.incr(GENERATION_KEY)
         except ValueError:  # not set yet (or evicted): any new value differs from what processes hold

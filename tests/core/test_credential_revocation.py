@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -132,3 +133,21 @@ def test_admin_revoke_and_rotate_actions_are_audited(client, django_capture_on_c
     # The change form cannot flip is_active behind the audit log's back.
     page = client.get(f"/admin/molam_upgrades/apiclient/{ids['shop-b']}/change/").content.decode()
     assert 'name="is_active"' not in page
+
+
+@pytest.mark.django_db
+def test_a_revocation_check_window_trades_immediacy_for_throughput(settings, monkeypatch):
+    from django.core.cache import cache
+
+    from molam_upgrades import credentials
+
+    settings.API_REVOCATION_CHECK_SECONDS = 0.3
+    monkeypatch.setattr(credentials, "_seen", (0.0, None))
+    viewer = make_api("viewer-w", "ops_viewer")
+    assert viewer.get("rollback/stats").status_code == 200
+    # What another process's revocation does: the row, then the shared generation.
+    ApiClient.objects.filter(name="viewer-w").update(is_active=False)
+    cache.incr(credentials.GENERATION_KEY)
+    assert viewer.get("rollback/stats").status_code == 200  # inside the window: not yet seen here
+    time.sleep(0.35)
+    assert viewer.get("rollback/stats").status_code == 401
