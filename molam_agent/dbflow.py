@@ -61,7 +61,7 @@ class DatabaseFlowMixin(AgentBase):
     def _options_table(self) -> str | None:
         return self.cfg.db_options.table if self.cfg.db_options is not None else None
 
-    def _plan_db(self, staging: Path, db: Database | None) -> dict[str, Any] | None:
+    def _plan_db(self, staging: Path, db: Database | None, tx: str) -> dict[str, Any] | None:
         """Classify the pending migrations of the staged release; refuse what is unsafe."""
         if db is None:
             return None
@@ -133,7 +133,7 @@ class DatabaseFlowMixin(AgentBase):
             tables = sorted(
                 {t for f in contract for t in f["contract_tables"] if t in present and t not in created}
             )
-            tx = self.journal.data["txid"][:8]
+            tx = tx[:8]
             prefix = self.snap_prefix()
             plan["pairs"] = [[t, f"{prefix}{tx}_{i}", self.kept_name(t, tx)] for i, t in enumerate(tables)]
             plan["chg"] = f"{prefix}{tx}_chg"

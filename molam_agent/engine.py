@@ -241,8 +241,7 @@ class Agent(DatabaseFlowMixin, RollbackMixin, HousekeepingMixin):
             migrations = sorted(p.name for p in (scratch / "tree" / "migrations").glob("*.sql"))
             db = self.db()
             done = db.applied_migrations(self.cfg.plugin_name, self.site) if db else {}
-            self.journal.data = {"txid": "dryrun00"}
-            db_plan = self._plan_db(scratch / "tree", db)
+            db_plan = self._plan_db(scratch / "tree", db, "dryrun00")
             pending = []
             try:
                 pending = self.client.pending_rollbacks(self.cfg.plugin_name, self.cfg.merchant_id)
@@ -307,7 +306,7 @@ class Agent(DatabaseFlowMixin, RollbackMixin, HousekeepingMixin):
             verify_release(pkg, release, cfg)
             self.journal.step("downloaded")
             migrations = self._stage(pkg, Path(j["paths"]["staging"]), release.version)
-            plan = self._plan_db(Path(j["paths"]["staging"]), self.db())
+            plan = self._plan_db(Path(j["paths"]["staging"]), self.db(), tx)
             self.journal.step(
                 "staged", migrations=migrations, files_count=count_files(cfg.plugin_dir), db=plan
             )
