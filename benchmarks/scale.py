@@ -54,7 +54,6 @@ SERVER_ENV = {
     "CACHE_KEY_PREFIX": "scale-bench",
     "DEBUG": "0",
     "SECRET_KEY": "scale-bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "METRICS_TOKEN": "scale-bench-metrics",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "SECURE_SSL_REDIRECT": "0",
     "SESSION_COOKIE_SECURE": "0",
@@ -120,17 +119,20 @@ def load(reports: int) -> dict[str, float]:
         cur.execute("SET maintenance_work_mem = '512MB'")
         cur.execute("SET synchronous_commit = off")
         started = time.perf_counter()
+        cur.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'plugin_rollouts'")
+        gate = "wilson_gate" in {row[0] for row in cur.fetchall()}
         cur.execute(
-            """
-            INSERT INTO plugin_rollouts (plugin_name, version, rollout_percentage, rollout_strategy, status,
+            f"""
+            INSERT INTO plugin_rollouts (id, plugin_name, version, rollout_percentage, rollout_strategy, status,
                 target_countries, target_tiers, sira_monitoring, error_threshold, min_sample_size, auto_paused,
-                created_by, created_at, updated_at, metadata)
-            SELECT 'scale-' || lpad(g::text, 4, '0'), '2.0.0', 100, 'random', 'active', '[]', '[]', TRUE, 0.03, 10,
-                   FALSE, 'bench', now() - interval '30 days', now(), '{}'
+                created_by, created_at, updated_at, metadata{", wilson_gate" if gate else ""})
+            SELECT g, 'scale-' || lpad(g::text, 4, '0'), '2.0.0', 100, 'random', 'active', '[]', '[]', TRUE, 0.03, 10,
+                   FALSE, 'bench', now() - interval '30 days', now(), '{{}}'{", FALSE" if gate else ""}
             FROM generate_series(1, %s) g
             """,
             [ROLLOUTS],
         )
+        cur.execute("SELECT setval(pg_get_serial_sequence('plugin_rollouts', 'id'), %s)", [ROLLOUTS])
         dropped = {t: secondary_indexes(cur, t) for t in ("plugin_upgrade_logs", "plugin_rollback_history")}
         for indexes in dropped.values():
             for name, _ in indexes:
@@ -138,13 +140,22 @@ def load(reports: int) -> dict[str, float]:
         # Merchant k reports on plugin k % ROLLOUTS (j: its rank among that plugin's merchants),
         # always with the same outcome: on the first FAILING plugins 10 % of merchants fail, on the
         # others 1 % roll back (threshold 3 %), so every size pauses exactly FAILING rollouts.
+        # Once reports carry the rollout they belong to (and whether their merchant is in its
+        # cohort: every merchant is, at 100 %), the loader stamps them as the service would.
         cur.execute(
-            """
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'plugin_upgrade_logs' AND column_name = 'rollout_id'"
+        )
+        stamped = cur.fetchone()[0] == 1
+        cur.execute(
+            f"""
             INSERT INTO plugin_upgrade_logs (id, merchant_id, plugin_name, from_version, to_version, status,
-                                             rollback_status, duration_ms, created_at)
+                                             rollback_status, duration_ms, created_at
+                                             {", rollout_id, in_cohort" if stamped else ""})
             SELECT gen_random_uuid(), md5('m' || k)::uuid, 'scale-' || lpad(p::text, 4, '0'), '1.9.0', '2.0.0', s,
                    CASE WHEN s = 'success' THEN 'not_required' END, 2000,
                    now() - interval '29 days' + (g::float8 / %(n)s) * interval '29 days'
+                   {", p, TRUE" if stamped else ""}
             FROM (SELECT g, g %% %(m)s AS k, 1 + (g %% %(m)s) %% %(r)s AS p,
                          (g %% %(m)s) / %(r)s AS j FROM generate_series(1, %(n)s) g) src,
                  LATERAL (SELECT CASE WHEN p <= %(f)s THEN (CASE WHEN j %% 10 = 3 THEN 'failed' ELSE 'success' END)
@@ -228,7 +239,7 @@ class Server:
                 if requests.get(f"{self.base}/healthz", timeout=1).ok:
                     time.sleep(3)  # the second worker may still be importing: let it settle
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             time.sleep(0.2)
         self.stop()
@@ -400,6 +411,7 @@ def main() -> None:
     if not shutil.which("psql"):
         raise SystemExit("psql is missing (PostgreSQL client)")
     subprocess.run([str(ROOT / "bin/ensure-services")], check=True, stdout=subprocess.DEVNULL)
+    manage("collectstatic", "--noinput", "-v0")  # DEBUG=0 serves hashed static files from a manifest
     out = ROOT / "var/bench" / f"scale-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     runs = [measure(size, out) for size in SIZES]

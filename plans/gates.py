@@ -1,6 +1,6 @@
 """Stage gates: is the rollout healthy enough, long enough, on a large enough sample, to widen?
 
-The counts come from the rollout's own Sira function (``rollouts.metrics.with_error_counts``)
+The counts come from the rollout's own Sira function (``rollouts.metrics.rollout_error_rates``)
 and its error-rate rule (``rollouts.metrics.error_rate``): a gate sees exactly the merchants and
 failures Sira judges, so a change to how Sira counts changes the gates with it.
 """
@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from rollouts.metrics import error_rate, with_error_counts
+from molam_upgrades.sira_rules import wilson_lower_bound
+from rollouts.metrics import error_rate, rollout_error_rates
 from rollouts.models import Rollout
 
 from .choices import GateKind
 from .models import PlanStage, RolloutPlan
-
-Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -36,19 +35,19 @@ class Health:
 def health_of(rollouts) -> dict[int, Health]:
     """Sira's counts for each rollout of a queryset or list of ids, in one statement."""
     queryset = rollouts if hasattr(rollouts, "model") else Rollout.objects.filter(pk__in=list(rollouts))
-    rows = with_error_counts(queryset.order_by()).values_list("pk", "reports_total", "reports_failed")
-    return {pk: Health(total, failed) for pk, total, failed in rows}
+    rates = rollout_error_rates(queryset.order_by().values_list("pk", flat=True))
+    return {pk: Health(rate.merchants, rate.merchants_failed) for pk, rate in rates.items()}
 
 
-def wilson_upper(failures: int, n: int, z: float = Z_95) -> float:
-    """Upper end of the Wilson score interval of a failure proportion (1.0 with no sample)."""
+def wilson_upper(failures: int, n: int) -> float:
+    """Upper end of the Wilson 95 % interval of a failure proportion (1.0 with no sample).
+
+    The interval is symmetric in failures and successes, so this is one minus Sira's lower
+    bound of the success proportion: one Wilson formula (``molam_upgrades.sira_rules``).
+    """
     if n <= 0:
         return 1.0
-    p = failures / n
-    denominator = 1 + z * z / n
-    centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return min(1.0, (centre + spread) / denominator)
+    return 1.0 - wilson_lower_bound(n - failures, n)
 
 
 @dataclass

@@ -170,8 +170,8 @@ def progress_of(plan: RolloutPlan, rollout: Rollout, health: Health, now: dateti
 def progress_for(rollouts: Iterable[Rollout], now: datetime | None = None) -> dict[int, Progress]:
     """Progress of every rollout in ``rollouts`` that follows a plan (2 queries, 3 without counts).
 
-    Rollouts annotated with Sira's counts (``with_error_counts`` / ``with_metrics``) are judged
-    on those; others are counted here through the same function.
+    Rollouts that already carry Sira's counts (``attach_error_rates``) are judged on those;
+    others are counted here through the same function.
     """
     by_id = {r.pk: r for r in rollouts}
     plans = list(
@@ -181,14 +181,14 @@ def progress_for(rollouts: Iterable[Rollout], now: datetime | None = None) -> di
     )
     if not plans:
         return {}
-    missing = [p.rollout_id for p in plans if not hasattr(by_id[p.rollout_id], "reports_total")]
+    missing = [p.rollout_id for p in plans if "health" not in by_id[p.rollout_id].__dict__]
     counted = health_of(missing) if missing else {}
     result = {}
     for plan in plans:
         rollout = by_id[plan.rollout_id]
         health = (
-            Health(rollout.reports_total, rollout.reports_failed)
-            if hasattr(rollout, "reports_total")
+            Health(rollout.health.merchants, rollout.health.merchants_failed)
+            if "health" in rollout.__dict__
             else counted.get(rollout.pk, Health(0, 0))
         )
         result[rollout.pk] = progress_of(plan, rollout, health, now)

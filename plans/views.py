@@ -35,7 +35,7 @@ from rollbacks.choices import ERROR_STATUSES, UpgradeStatus
 from rollbacks.models import UpgradeLog
 from rollouts.choices import OPEN_STATES
 from rollouts.forms import RolloutCreateForm
-from rollouts.metrics import error_rate, with_metrics
+from rollouts.metrics import attach_error_rates, error_rate
 from rollouts.models import Rollout
 from rollouts.views import RolloutControlView
 
@@ -311,9 +311,10 @@ class RolloutDetailView(OpsPageMixin):
     """``/ops/rollouts/<id>``."""
 
     def get(self, request: HttpRequest, rollout_id: int) -> HttpResponse:
-        rollout = with_metrics(Rollout.objects.filter(pk=rollout_id)).first()
+        rollout = Rollout.objects.filter(pk=rollout_id).first()
         if rollout is None:
             raise Http404("No such rollout.")
+        attach_error_rates([rollout])
         now = timezone.now()
         progress = progress_for([rollout], now).get(rollout.pk)
         trail = list(
@@ -321,12 +322,12 @@ class RolloutDetailView(OpsPageMixin):
                 "-id"
             )[:200]
         )
-        rate = error_rate(rollout.reports_total, rollout.reports_failed)
+        rate = rollout.health.error_rate
         context = self.page_context(
             rollout=rollout,
             error_rate_pct=rate * 100,
             threshold_pct=rollout.error_threshold * 100,
-            above_threshold=rate > rollout.error_threshold,
+            above_threshold=rollout.error_rate_above_threshold,
             progress=progress,
             chart=timeline_chart(hourly_error_rates(rollout, now), rollout.error_threshold),
             versions=merchants_by_version(rollout.plugin_name),

@@ -7,7 +7,14 @@ from django.contrib import admin
 from molam_upgrades.admin_actions import ReadOnlyAdminMixin, run_action
 
 from . import services
-from .models import RollbackHistory, UpgradeLog
+from .models import (
+    RollbackDaily,
+    RollbackHistory,
+    RollbackTotals,
+    RolloutMerchantOutcome,
+    RolloutReportCounts,
+    UpgradeLog,
+)
 
 
 @admin.register(UpgradeLog)
@@ -64,3 +71,30 @@ class RollbackHistoryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             lambda rollback, actor: services.close_rollback(rollback, actor=actor),
             "Closed {count} rollback(s) as failed.",
         )
+
+
+# --- Aggregates maintained on write: shown, never edited (``manage.py rebuild_aggregates``) ---
+
+
+@admin.register(RolloutReportCounts)
+class RolloutReportCountsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("rollout_id", "stripe", "merchants", "merchants_failed", "merchants_upgraded", "reports")
+    list_filter = ("rollout_id",)
+
+
+@admin.register(RolloutMerchantOutcome)
+class RolloutMerchantOutcomeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("rollout_id", "merchant_id", "status", "reported_at", "reports")
+    search_fields = ("=merchant_id", "=rollout_id")
+
+
+@admin.register(RollbackTotals)
+class RollbackTotalsAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("plugin_name", "rollback_trigger", "initiated", "completed", "succeeded", "failed")
+    search_fields = ("plugin_name",)
+
+
+@admin.register(RollbackDaily)
+class RollbackDailyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("day", "plugin_name", "completed", "succeeded", "failed")
+    date_hierarchy = "day"

@@ -12,7 +12,7 @@ from molam_upgrades.models import Alert
 
 from .choices import RollbackTrigger
 from .models import RollbackHistory
-from .services import alert_rollback_failed, initiate_rollback
+from .services import alert_rollback_failed, import_rollback_history, initiate_rollback
 
 
 class RollbackDemo:
@@ -65,7 +65,7 @@ class RollbackDemo:
                         completed_at=created + timedelta(milliseconds=max(350, duration)),
                     )
                 )
-        RollbackHistory.objects.bulk_create(rows)
+        import_rollback_history(rows)
         # One operator-forced rollback waiting for the merchant's agent (seed case 3).
         initiate_rollback(
             actor=ACTOR,

@@ -30,13 +30,18 @@ class UpgradeLog(models.Model):
     rollback_triggered_at = models.DateTimeField(null=True, blank=True)
     rollback_reason = models.TextField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Stamped when the report is stored: the plugin's open rollout of this version (a plain id:
+    # rollouts depend on this app, not the other way round), and whether the merchant was in its
+    # cohort then. NULL rollout: no open rollout of that version, the report counts nowhere.
+    rollout_id = models.BigIntegerField(null=True, blank=True)
+    in_cohort = models.BooleanField(null=True, blank=True)
 
     class Meta:
         db_table = "plugin_upgrade_logs"
         ordering = ["-created_at"]
         indexes = [
-            # Error rate of a rollout: reports for (plugin, version) since it was created.
-            # Covering (status, merchant_id included) so error rates are index-only scans on PostgreSQL.
+            # Reports for (plugin, version) over a time range (the plan pages' hourly timeline).
+            # Error rates are read from the aggregates (aggregates.py), not through this index.
             models.Index(
                 fields=["plugin_name", "to_version", "created_at"],
                 include=["status", "merchant_id"],
@@ -86,6 +91,12 @@ class RollbackHistory(models.Model):
             models.Index(fields=["-created_at"], name="rollback_created_idx"),
             models.Index(fields=["merchant_id", "plugin_name", "-created_at"], name="rollback_merchant_idx"),
             models.Index(fields=["plugin_name", "-created_at"], name="rollback_plugin_idx"),
+            # History of a plugin's failed (or successful) rollbacks, newest first: keyset pages
+            # and their count read only the matching rows.
+            models.Index(
+                fields=["plugin_name", "success", "-created_at", "-rollback_id"],
+                name="rollback_plugin_success_idx",
+            ),
             models.Index(
                 fields=["merchant_id", "plugin_name"],
                 condition=models.Q(completed_at__isnull=True, rollback_trigger="operator_forced"),
@@ -108,3 +119,107 @@ class RollbackHistory(models.Model):
     @property
     def status(self) -> str:
         return "completed" if self.completed_at else "in_progress"
+
+
+# --- Aggregates maintained on write (see aggregates.py for the design) ------------------------
+
+
+class RolloutMerchantOutcome(models.Model):
+    """A cohort merchant's latest outcome in a rollout: one row per (rollout, merchant)."""
+
+    rollout_id = models.BigIntegerField()
+    merchant_id = models.UUIDField()
+    status = models.TextField(choices=UpgradeStatus.choices)
+    report_id = models.UUIDField(help_text="The latest report (plugin_upgrade_logs.id).")
+    reported_at = models.DateTimeField()
+    reports = models.PositiveIntegerField(
+        default=0, db_default=0, help_text="Reports from this merchant for this rollout."
+    )
+
+    class Meta:
+        db_table = "rollout_merchant_outcomes"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rollout_id", "merchant_id"], name="rollout_merchant_outcome_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout {self.rollout_id} merchant {self.merchant_id}: {self.status}"
+
+
+class RolloutReportCounts(models.Model):
+    """One of a rollout's counter stripes; a rollout's figures are the sums over its stripes."""
+
+    rollout_id = models.BigIntegerField()
+    stripe = models.SmallIntegerField()
+    reports = models.BigIntegerField(default=0, db_default=0)
+    reports_failed = models.BigIntegerField(default=0, db_default=0)
+    merchants = models.BigIntegerField(default=0, db_default=0)
+    merchants_failed = models.BigIntegerField(default=0, db_default=0)
+    merchants_upgraded = models.BigIntegerField(default=0, db_default=0)
+    reports_outside_cohort = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = "rollout_report_counts"
+        verbose_name_plural = "rollout report counts"
+        constraints = [
+            models.UniqueConstraint(fields=["rollout_id", "stripe"], name="rollout_report_counts_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout {self.rollout_id} stripe {self.stripe}"
+
+
+class RollbackTotals(models.Model):
+    """All-time merchant rollback figures per plugin and trigger (Sira pause records excluded)."""
+
+    plugin_name = models.TextField()
+    rollback_trigger = models.TextField(choices=RollbackTrigger.choices)
+    initiated = models.BigIntegerField(default=0, db_default=0)
+    completed = models.BigIntegerField(default=0, db_default=0)
+    succeeded = models.BigIntegerField(default=0, db_default=0)
+    failed = models.BigIntegerField(default=0, db_default=0)
+    duration_count = models.BigIntegerField(default=0, db_default=0)
+    duration_sum_ms = models.BigIntegerField(default=0, db_default=0)
+    # The duration histogram: completed rollbacks that took at most N ms (aggregates.DURATION_BOUNDS_MS).
+    duration_le_500 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_1000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_2000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_3000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_5000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_10000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_30000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_60000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_120000 = models.BigIntegerField(default=0, db_default=0)
+    duration_le_300000 = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = "rollback_totals"
+        verbose_name_plural = "rollback totals"
+        constraints = [
+            models.UniqueConstraint(fields=["plugin_name", "rollback_trigger"], name="rollback_totals_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plugin_name} {self.rollback_trigger}: {self.completed} completed"
+
+
+class RollbackDaily(models.Model):
+    """Completed merchant rollbacks per plugin and UTC day (of ``created_at``)."""
+
+    plugin_name = models.TextField()
+    day = models.DateField()
+    completed = models.BigIntegerField(default=0, db_default=0)
+    succeeded = models.BigIntegerField(default=0, db_default=0)
+    failed = models.BigIntegerField(default=0, db_default=0)
+    duration_count = models.BigIntegerField(default=0, db_default=0)
+    duration_sum_ms = models.BigIntegerField(default=0, db_default=0)
+
+    class Meta:
+        db_table = "rollback_daily"
+        verbose_name_plural = "rollback daily figures"
+        constraints = [models.UniqueConstraint(fields=["day", "plugin_name"], name="rollback_daily_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.plugin_name} {self.day}: {self.completed} completed"

@@ -10,14 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from .models import RollbackHistory
+from .aggregates import DURATION_BOUNDS_MS, duration_column, rollback_totals_by_trigger
+from .services import completed_rollbacks
 
-# Upper bounds (seconds) of the rollback-duration histogram. The seed's target is an average
-# under 3 s, so the buckets are finest around it; a rollback past 5 minutes is an outlier.
-DURATION_BUCKETS: tuple[float, ...] = (0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300)
+# Upper bounds (seconds) of the rollback-duration histogram: the aggregates' columns
+# (``aggregates.DURATION_BOUNDS_MS``, finest around the seed's 3 s target).
+DURATION_BUCKETS: tuple[float, ...] = tuple(ms / 1000 for ms in DURATION_BOUNDS_MS)
 
 
 def _bucket_key(bound: float) -> str:
@@ -25,34 +26,44 @@ def _bucket_key(bound: float) -> str:
 
 
 def read(now: datetime) -> list[dict[str, Any]]:
-    """Merchant rollbacks grouped by plugin and trigger: one query, buckets as conditional counts.
+    """Merchant rollbacks by plugin and trigger, from ``rollback_totals`` (maintained on write).
 
     Sira pause records (``sira_triggered``, nil merchant) are fleet events, not rollbacks; the
-    stats API leaves them out too. Windows are on ``created_at``, as in ``rollback_stats()``.
+    stats API leaves them out too. The sliding windows (on ``created_at``, as in
+    ``rollback_stats()``) are counted over the window's raw rows only.
     """
-    done = Q(completed_at__isnull=False)
-    timed = done & Q(duration_ms__isnull=False)
     week = Q(created_at__gte=now - timedelta(days=7))
-    aggregates: dict[str, Any] = {
-        "total": Count("pk", filter=done),
-        "failed": Count("pk", filter=done & Q(success=False)),
-        "total_7d": Count("pk", filter=done & week),
-        "failed_7d": Count("pk", filter=done & week & Q(success=False)),
-        "last_24h": Count("pk", filter=done & Q(created_at__gte=now - timedelta(hours=24))),
-        "in_progress": Count("pk", filter=Q(completed_at__isnull=True)),
-        "duration_count": Count("pk", filter=timed),
-        "duration_sum_ms": Sum("duration_ms", filter=timed),
-    }
-    for bound in DURATION_BUCKETS:
-        aggregates[_bucket_key(bound)] = Count("pk", filter=timed & Q(duration_ms__lte=bound * 1000))
-    rows = (
-        RollbackHistory.objects.filter(sira_triggered=False)
+    windows = {
+        (row["plugin_name"], row["rollback_trigger"]): row
+        for row in completed_rollbacks()
+        .filter(week)
         .values("plugin_name", "rollback_trigger")
-        .annotate(**aggregates)
-        .order_by("plugin_name", "rollback_trigger")
-    )
-    return [{**row, "duration_sum_ms": int(row["duration_sum_ms"] or 0)} for row in rows]
-
+        .annotate(
+            total_7d=Count("pk"),
+            failed_7d=Count("pk", filter=Q(success=False)),
+            last_24h=Count("pk", filter=Q(created_at__gte=now - timedelta(hours=24))),
+        )
+        .order_by()
+    }
+    rows = []
+    for totals in rollback_totals_by_trigger():
+        window = windows.get((totals["plugin_name"], totals["rollback_trigger"]), {})
+        row = {
+            "plugin_name": totals["plugin_name"],
+            "rollback_trigger": totals["rollback_trigger"],
+            "total": totals["completed"],
+            "failed": totals["failed"],
+            "total_7d": window.get("total_7d", 0),
+            "failed_7d": window.get("failed_7d", 0),
+            "last_24h": window.get("last_24h", 0),
+            "in_progress": totals["initiated"] - totals["completed"],
+            "duration_count": totals["duration_count"],
+            "duration_sum_ms": totals["duration_sum_ms"],
+        }
+        for bound in DURATION_BOUNDS_MS:
+            row[f"le_{bound}"] = totals[duration_column(bound)]
+        rows.append(row)
+    return rows
 
 def collect(rows: list[dict[str, Any]]) -> list[Metric]:
     by_trigger = ["plugin", "trigger"]

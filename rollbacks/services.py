@@ -8,7 +8,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Avg, Count, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from molam_upgrades import registry
@@ -17,6 +17,7 @@ from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition
 from molam_upgrades.models import AuditEntry
 
+from . import aggregates
 from .choices import RollbackStatus, RollbackTrigger, UpgradeStatus
 from .models import FLEET_MERCHANT_ID, RollbackHistory, UpgradeLog
 
@@ -34,16 +35,31 @@ def record_upgrade(
     duration_ms: int | None = None,
 ) -> UpgradeLog:
     """Store an upgrade attempt. A successful upgrade needs no rollback (seed: not_required)."""
-    return UpgradeLog.objects.create(
-        merchant_id=merchant_id,
-        plugin_name=plugin_name,
-        from_version=from_version,
-        to_version=to_version,
-        status=status,
-        error=error or None,
-        duration_ms=duration_ms,
-        rollback_status=RollbackStatus.NOT_REQUIRED if status == UpgradeStatus.SUCCESS else None,
+    return store_report(
+        UpgradeLog(
+            merchant_id=merchant_id,
+            plugin_name=plugin_name,
+            from_version=from_version,
+            to_version=to_version,
+            status=status,
+            error=error or None,
+            duration_ms=duration_ms,
+            rollback_status=RollbackStatus.NOT_REQUIRED if status == UpgradeStatus.SUCCESS else None,
+        )
     )
+
+
+def store_report(report: UpgradeLog) -> UpgradeLog:
+    """Store a new upgrade report and count it, in one transaction: the one way a report is written.
+
+    The report is stamped with the rollout it was made under and whether its merchant was in
+    that rollout's cohort, then the rollout's aggregates move (``aggregates.count_report``).
+    """
+    with transaction.atomic():
+        aggregates.stamp_report(report)
+        report.save(force_insert=True)
+        aggregates.count_report(report)
+    return report
 
 
 @transaction.atomic
@@ -82,7 +98,10 @@ def log_rollback_event(
     log.rollback_status = status
     log.rollback_reason = reason
     log.rollback_triggered_at = now
-    log.save()
+    if log._state.adding:
+        return store_report(log)
+    # The upgrade's outcome (status) is unchanged, so no aggregate moves.
+    log.save(update_fields=["rollback_version", "rollback_status", "rollback_reason", "rollback_triggered_at"])
     return log
 
 
@@ -123,6 +142,7 @@ def initiate_rollback(
             rollback_reason=reason,
             initiated_by=actor,
         )
+        aggregates.count_rollback_initiated(rollback)
         if trigger == RollbackTrigger.OPERATOR_FORCED:
             AuditEntry.record(
                 actor=actor,
@@ -172,6 +192,7 @@ def complete_rollback(
         locked.error_message = error_message or None
         locked.completed_at = timezone.now()
         locked.save()
+        aggregates.count_rollback_completed(locked)
         log_rollback_event(
             merchant_id=locked.merchant_id,
             plugin_name=locked.plugin_name,
@@ -221,8 +242,23 @@ def alert_rollback_failed(rollback: RollbackHistory):
 
 
 def import_upgrade_reports(reports: list[dict]) -> int:
-    """Store many upgrade reports at once (demo data, imports): one INSERT. Returns the count."""
-    return len(UpgradeLog.objects.bulk_create([UpgradeLog(**fields) for fields in reports]))
+    """Store many upgrade reports (demo data, imports), each stamped and counted like one sent
+    over the API. Returns the count."""
+    with transaction.atomic():
+        for fields in reports:
+            store_report(UpgradeLog(**fields))
+    return len(reports)
+
+
+def import_rollback_history(rollbacks: list[RollbackHistory]) -> int:
+    """Store many rollbacks at once (demo data, imports): one INSERT, then their aggregates."""
+    with transaction.atomic():
+        RollbackHistory.objects.bulk_create(rollbacks)
+        for rollback in rollbacks:
+            aggregates.count_rollback_initiated(rollback)
+            if rollback.completed_at is not None:
+                aggregates.count_rollback_completed(rollback)
+    return len(rollbacks)
 
 
 def close_rollback(rollback: RollbackHistory, *, actor: str) -> RollbackHistory:
@@ -281,44 +317,42 @@ def completed_rollbacks():
 
 
 def rollback_stats(now=None) -> dict:
-    """The seed's rollback KPIs over completed rollbacks, computed in the database."""
+    """The seed's rollback KPIs over completed rollbacks, from the aggregates.
+
+    All-time figures come from ``rollback_totals``; the sliding windows (24 hours, 7 days) are
+    counted over the raw rows of the window only.
+    """
     now = now or timezone.now()
-    completed = completed_rollbacks()
-    by_plugin = (
-        completed.values("plugin_name")
-        .annotate(
-            total_rollbacks=Count("pk"),
-            successful_rollbacks=Count("pk", filter=Q(success=True)),
-            avg_duration=Avg("duration_ms"),
-        )
-        .order_by("plugin_name")
-    )
-    totals = completed.aggregate(
-        total=Count("pk"),
-        successful=Count("pk", filter=Q(success=True)),
+    totals = aggregates.plugin_rollback_totals()
+    windows = completed_rollbacks().filter(created_at__gte=now - timedelta(days=7)).aggregate(
         last_24h=Count("pk", filter=Q(created_at__gte=now - timedelta(hours=24))),
-        failed_7d=Count("pk", filter=Q(success=False, created_at__gte=now - timedelta(days=7))),
-        total_7d=Count("pk", filter=Q(created_at__gte=now - timedelta(days=7))),
-        avg_duration=Avg("duration_ms"),
+        failed_7d=Count("pk", filter=Q(success=False)),
+        total_7d=Count("pk"),
     )
+    overall = {key: sum(row[key] for row in totals.values()) for key in aggregates.TOTALS_SUMMED}
     return {
         "success_rate_by_plugin": [
             {
-                "plugin_name": row["plugin_name"],
-                "total_rollbacks": row["total_rollbacks"],
-                "successful_rollbacks": row["successful_rollbacks"],
-                "success_rate_pct": _pct(row["successful_rollbacks"], row["total_rollbacks"]),
-                "avg_duration_ms": round(row["avg_duration"]) if row["avg_duration"] is not None else None,
+                "plugin_name": name,
+                "total_rollbacks": row["completed"],
+                "successful_rollbacks": row["succeeded"],
+                "success_rate_pct": _pct(row["succeeded"], row["completed"]),
+                "avg_duration_ms": _avg(row["duration_sum_ms"], row["duration_count"]),
             }
-            for row in by_plugin
+            for name, row in totals.items()
+            if row["completed"]
         ],
-        "rollbacks_last_24h": totals["last_24h"],
-        "failed_rollbacks_last_7d": totals["failed_7d"],
-        "rollbacks_last_7d": totals["total_7d"],
-        "total_rollbacks": totals["total"],
-        "overall_success_rate_pct": _pct(totals["successful"], totals["total"]),
-        "avg_duration_ms": round(totals["avg_duration"]) if totals["avg_duration"] is not None else None,
+        "rollbacks_last_24h": windows["last_24h"],
+        "failed_rollbacks_last_7d": windows["failed_7d"],
+        "rollbacks_last_7d": windows["total_7d"],
+        "total_rollbacks": overall["completed"],
+        "overall_success_rate_pct": _pct(overall["succeeded"], overall["completed"]),
+        "avg_duration_ms": _avg(overall["duration_sum_ms"], overall["duration_count"]),
     }
+
+
+def _avg(total_ms: int, count: int) -> int | None:
+    return round(total_ms / count) if count else None
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -327,24 +361,15 @@ def _pct(part: int, whole: int) -> float | None:
 
 def rollbacks_per_day(days: int = 14, now=None) -> list[dict]:
     """Completed rollbacks per UTC day for the last ``days`` days (oldest first), split by outcome."""
-    from django.db.models.functions import TruncDate
-
     now = now or timezone.now()
-    start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = (
-        completed_rollbacks()
-        .filter(created_at__gte=start)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(successful=Count("pk", filter=Q(success=True)), failed=Count("pk", filter=Q(success=False)))
-    )
-    by_day = {row["day"]: row for row in rows}
+    start = (now - timedelta(days=days - 1)).date()
+    by_day = aggregates.rollbacks_by_day(since=start)
     series = []
     for offset in range(days):
-        day = (start + timedelta(days=offset)).date()
+        day = start + timedelta(days=offset)
         row = by_day.get(day, {})
         series.append(
-            {"date": day.isoformat(), "successful": row.get("successful", 0), "failed": row.get("failed", 0)}
+            {"date": day.isoformat(), "successful": row.get("succeeded", 0), "failed": row.get("failed", 0)}
         )
     return series
 

@@ -13,14 +13,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.paginator import Paginator
-from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from molam_upgrades.web import OpsPageMixin
 
+from . import aggregates, history
 from .filtersets import RollbackHistoryFilterSet
 from .models import FLEET_MERCHANT_ID, RollbackHistory
 from .services import kpis, rollback_stats
@@ -160,12 +159,13 @@ def chart(series: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def fingerprint() -> str:
-    """Changes when a rollback starts or completes, and at least once a minute (rolling windows)."""
-    agg = RollbackHistory.objects.aggregate(
-        n=Count("pk"), created=Max("created_at"), completed=Max("completed_at")
-    )
+    """Changes when a rollback starts or completes, and at least once a minute (rolling windows).
+
+    From the aggregates and the newest row (an index lookup): the same cost at any history size.
+    """
+    started, completed, newest = aggregates.history_version()
     minute = timezone.now().strftime("%Y%m%d%H%M")
-    raw = f"{agg['n']}|{agg['created']}|{agg['completed']}|{minute}"
+    raw = f"{started}|{completed}|{newest}|{minute}"
     return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
@@ -175,13 +175,19 @@ class RollbackDashboardMixin(OpsPageMixin):
     def dashboard_context(self, request: HttpRequest, since: str | None = None) -> dict[str, Any]:
         params = request.GET.copy()
         params.pop("since", None)
-        filterset = RollbackHistoryFilterSet(params, queryset=RollbackHistory.objects.order_by("-created_at"))
+        filterset = RollbackHistoryFilterSet(params, queryset=RollbackHistory.objects.all())
         # An invalid filter (a malformed merchant id) shows its error and an empty table.
         rows = filterset.qs if filterset.is_valid() else RollbackHistory.objects.none()
-        page = Paginator(rows, PAGE_SIZE).get_page(params.get("page"))
+        # Keyset pages (``before``): each costs the rows it shows, however deep in the history.
+        try:
+            cursor = history.parse_cursor(params["before"]) if params.get("before") else None
+        except history.BadCursor:
+            cursor = None  # a mangled link shows the newest page
+        shown, older = history.page_before(rows, cursor, PAGE_SIZE)
         stats = rollback_stats()
         kpi = kpis(stats)
         page_params = params.copy()
+        page_params.pop("before", None)
         page_params.pop("page", None)
         return self.page_context(
             stats=stats,
@@ -194,8 +200,9 @@ class RollbackDashboardMixin(OpsPageMixin):
             chart=chart(kpi["rollbacks_per_day"]["series"]),
             filterset=filterset,
             filtered=any(params.get(k) for k in ("merchant_id", "plugin_name")),
-            page=page,
-            history=[HistoryRow(r) for r in page.object_list],
+            older=older,
+            is_first_page=cursor is None,
+            history=[HistoryRow(r) for r in shown],
             query=params.urlencode(),
             page_query=page_params.urlencode(),
             poll_seconds=POLL_SECONDS,
@@ -209,9 +216,7 @@ class RollbackDashboardView(RollbackDashboardMixin):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         context = self.dashboard_context(request)
-        context["plugin_names"] = list(
-            RollbackHistory.objects.order_by("plugin_name").values_list("plugin_name", flat=True).distinct()
-        )
+        context["plugin_names"] = list(aggregates.plugin_rollback_totals())
         return render(request, "rollbacks/rollback_dashboard.html", context)
 
 

@@ -9,8 +9,9 @@ class RolloutsConfig(AppConfig):
 
     def ready(self) -> None:
         from molam_upgrades import registry
+        from rollbacks.aggregates import set_cohort_lookup
 
-        from . import demo, metrics, monitoring
+        from . import cohort, demo, metrics, monitoring
 
         registry.register_api_urls("rollouts.api.urls")
         registry.register_page_urls("rollouts.urls")
@@ -18,3 +19,5 @@ class RolloutsConfig(AppConfig):
         registry.register_metrics("rollouts", read=monitoring.read, collect=monitoring.collect)
         registry.register_readiness_check("sira", monitoring.readiness, body_key="sira")
         registry.register_demo_data("rollouts", demo.seed, order=20)
+        # Upgrade reports (owned by rollbacks) are stamped with the rollout and cohort they belong to.
+        set_cohort_lookup(cohort.report_cohort)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -136,6 +137,24 @@ def _load_shared(plugin_name: str) -> OpenRollout | None:
             snapshot = replace(snapshot, gates=gates)
     cache.set(key, snapshot if snapshot is not None else _NONE, SHARED_TTL_S)
     return snapshot
+
+
+def report_cohort(plugin_name: str, version: str, merchant_id: UUID, reported_at: datetime) -> tuple[int, bool] | None:
+    """(rollout id, merchant in its cohort) for a new upgrade report, or None when the plugin has
+    no open rollout of that version started before the report (it then counts nowhere).
+
+    Read from the database, not the decision cache: a report must be judged against the
+    rollout as it is now. Only the bucket is checked: a report carries no country or tier, so a
+    geo or tier rollout counts every merchant of its percentage that reports.
+    """
+    row = (
+        Rollout.objects.filter(plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED])
+        .values_list("pk", "version", "rollout_percentage", "created_at")
+        .first()
+    )
+    if row is None or row[1] != version or reported_at < row[3]:
+        return None
+    return row[0], selected(bucket_for(plugin_name, version, merchant_id), row[2])
 
 
 def invalidate(plugin_name: str) -> None:

@@ -128,6 +128,13 @@ class RolloutCreateForm(SerializerForm):
         initial=True,
         help_text="Pause automatically when the error rate exceeds the threshold.",
     )
+    wilson_gate = forms.BooleanField(
+        label="Statistical gate (Wilson 95 %)",
+        required=False,
+        initial=False,
+        help_text="Pause only when the lower bound of the error rate's 95 % interval exceeds the threshold: "
+        "a small sample with one unlucky failure does not pause the rollout.",
+    )
 
     def to_payload(self, cleaned: dict[str, Any]) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -136,6 +143,7 @@ class RolloutCreateForm(SerializerForm):
             "strategy": cleaned.get("strategy") or RolloutStrategy.RANDOM,
             # A checkbox that is not ticked is simply absent from the POST: that means off.
             "sira_monitoring": bool(cleaned.get("sira_monitoring")),
+            "wilson_gate": bool(cleaned.get("wilson_gate")),
         }
         percentage = _number(cleaned.get("percentage", ""))
         if percentage is not None:  # absent, so the serializer says "required", not "null"

@@ -8,11 +8,24 @@ from django.utils import timezone
 
 # The error-rate queries have one owner, the app that owns the upgrade reports; rollouts (and
 # apps built on rollouts) read them through this module.
-from rollbacks.reports import error_rate, with_error_counts, with_metrics
+from rollbacks.reports import (
+    RolloutErrorRate,
+    attach_error_rates,
+    error_rate,
+    rollout_error_rate,
+    rollout_error_rates,
+)
 
 from .models import Rollout
 
-__all__ = ["error_rate", "rollout_velocity_days", "with_error_counts", "with_metrics"]
+__all__ = [
+    "RolloutErrorRate",
+    "attach_error_rates",
+    "error_rate",
+    "rollout_error_rate",
+    "rollout_error_rates",
+    "rollout_velocity_days",
+]
 
 
 def rollout_velocity_days(window_days: int = 90) -> float | None:

@@ -7,6 +7,10 @@ from decimal import Decimal
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
+
+from molam_upgrades.sira_rules import should_pause
+from rollbacks.reports import RolloutErrorRate, rollout_error_rate
 
 from .choices import OPEN_STATES, RolloutStatus, RolloutStrategy
 
@@ -54,6 +58,10 @@ class Rollout(models.Model):
     sira_monitoring = models.BooleanField(default=True)
     error_threshold = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0.03"))
     min_sample_size = models.PositiveIntegerField(default=10)
+    wilson_gate = models.BooleanField(
+        default=False,
+        help_text="Sira pauses only when the Wilson 95 % lower bound of the failure rate exceeds the threshold.",
+    )
     paused_reason = models.TextField(null=True, blank=True)
     paused_by = models.CharField(max_length=160, null=True, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
@@ -94,6 +102,20 @@ class Rollout(models.Model):
     def is_open(self) -> bool:
         return self.status in OPEN_STATES
 
+    @cached_property
+    def health(self) -> RolloutErrorRate:
+        """Merchant counts and error rate (``rollout_error_rates``; lists fill it in one query
+        with ``attach_error_rates``)."""
+        return rollout_error_rate(self.pk)
+
+    @property
+    def error_rate_above_threshold(self) -> bool:
+        """The rate Sira judges (the Wilson lower bound with ``wilson_gate``, else the raw rate)
+        is above the threshold; whether the sample is large enough yet is another question."""
+        return should_pause(
+            self.health.counts, threshold=self.error_threshold, min_sample_size=0, wilson_gate=self.wilson_gate
+        )
+
     def snapshot(self) -> dict:
         """The fields an audit entry records before and after a change."""
         return {
@@ -107,6 +129,7 @@ class Rollout(models.Model):
             "error_threshold": str(self.error_threshold),
             "sira_monitoring": self.sira_monitoring,
             "min_sample_size": self.min_sample_size,
+            "wilson_gate": self.wilson_gate,
             "paused_reason": self.paused_reason,
         }
 

@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from molam_upgrades.registry import ReadinessResult
 
 from .choices import OPEN_STATES, RolloutStatus
-from .metrics import error_rate, with_metrics
+from .metrics import rollout_error_rates
 from .models import AutoCheckRun, Rollout
 
 logger = logging.getLogger("molam.health")
@@ -40,46 +40,41 @@ def collect(data: dict[str, Any]) -> list[Metric]:
 
 
 def _open_rollout_rows() -> list[dict[str, Any]]:
-    """Active and paused rollouts with their report counts (one statement, see ``with_metrics``)."""
-    rows = (
-        with_metrics(Rollout.objects.filter(status__in=OPEN_STATES))
+    """Active and paused rollouts with their merchant counts (``rollout_error_rates``: two
+    queries, whatever the history)."""
+    rollouts = list(
+        Rollout.objects.filter(status__in=OPEN_STATES)
         .order_by("pk")
-        .values(
-            "pk",
-            "plugin_name",
-            "version",
-            "status",
-            "rollout_strategy",
-            "rollout_percentage",
-            "error_threshold",
-            "min_sample_size",
-            "sira_monitoring",
-            "auto_paused",
-            "created_at",
-            "reports_total",
-            "reports_failed",
-            "merchants_upgraded",
+        .only(
+            "pk", "plugin_name", "version", "status", "rollout_strategy", "rollout_percentage", "error_threshold",
+            "min_sample_size", "sira_monitoring", "wilson_gate", "auto_paused", "created_at",
         )
-    )
+    )  # fmt: skip
+    rates = rollout_error_rates(r.pk for r in rollouts)
     return [
         {
-            "rollout_id": str(row["pk"]),
-            "plugin": row["plugin_name"],
-            "version": row["version"],
-            "status": row["status"],
-            "strategy": row["rollout_strategy"],
-            "cohort_ratio": float(row["rollout_percentage"]) / 100,
-            "error_ratio": float(error_rate(row["reports_total"], row["reports_failed"])),
-            "threshold_ratio": float(row["error_threshold"]),
-            "min_sample_size": row["min_sample_size"],
-            "sira_monitoring": row["sira_monitoring"],
-            "auto_paused": row["auto_paused"],
-            "created": row["created_at"].timestamp(),
-            "upgrades": row["reports_total"],
-            "upgrade_errors": row["reports_failed"],
-            "merchants_upgraded": row["merchants_upgraded"],
+            "rollout_id": str(r.pk),
+            "plugin": r.plugin_name,
+            "version": r.version,
+            "status": r.status,
+            "strategy": r.rollout_strategy,
+            "cohort_ratio": float(r.rollout_percentage) / 100,
+            "error_ratio": float(rates[r.pk].error_rate),
+            "error_lower_bound_ratio": rates[r.pk].lower_bound,
+            "threshold_ratio": float(r.error_threshold),
+            "min_sample_size": r.min_sample_size,
+            "sira_monitoring": r.sira_monitoring,
+            "wilson_gate": r.wilson_gate,
+            "auto_paused": r.auto_paused,
+            "created": r.created_at.timestamp(),
+            "upgrades": rates[r.pk].reports,
+            "upgrade_errors": rates[r.pk].reports_failed,
+            "merchants_upgraded": rates[r.pk].merchants_upgraded,
+            "merchants_reporting": rates[r.pk].merchants,
+            "merchants_failed": rates[r.pk].merchants_failed,
+            "reports_outside_cohort": rates[r.pk].reports_outside_cohort,
         }
-        for row in rows
+        for r in rollouts
     ]
 
 
@@ -128,13 +123,17 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
     )
     error = gauge(
         "molam_rollout_error_ratio",
-        "Failed or rolled-back upgrade reports over all reports since the rollout started, 0–1.",
+        "Cohort merchants whose latest report is failed or rolled back, over cohort merchants reporting, 0–1.",
+    )
+    lower_bound = gauge(
+        "molam_rollout_error_lower_bound_ratio",
+        "Wilson 95 % lower bound of the error ratio (what Sira judges when the rollout's Wilson gate is on), 0–1.",
     )
     threshold = gauge(
         "molam_rollout_error_threshold_ratio", "Error ratio above which Sira pauses the rollout, 0–1."
     )
     min_sample = gauge(
-        "molam_rollout_min_sample_size", "Upgrade reports needed before Sira judges the rollout."
+        "molam_rollout_min_sample_size", "Merchants reporting needed before Sira judges the rollout."
     )
     created = gauge("molam_rollout_created_timestamp_seconds", "When the rollout was created (unix time).")
     status = gauge(
@@ -145,16 +144,25 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
     auto_paused = gauge("molam_rollout_auto_paused", "1 when Sira paused the rollout.")
     upgrades = CounterMetricFamily(
         "molam_rollout_upgrades",
-        "Upgrade reports for the rollout's version since it started.",
+        "Upgrade reports from the rollout's cohort merchants since it started.",
         labels=ROLLOUT_LABELS,
     )
     upgrade_errors = CounterMetricFamily(
         "molam_rollout_upgrade_errors",
-        "Failed or rolled-back upgrade reports for the rollout's version since it started.",
+        "Failed or rolled-back upgrade reports from the rollout's cohort merchants since it started.",
+        labels=ROLLOUT_LABELS,
+    )
+    outside = CounterMetricFamily(
+        "molam_rollout_reports_outside_cohort",
+        "Upgrade reports from merchants the rollout did not select (stored, never counted).",
         labels=ROLLOUT_LABELS,
     )
     merchants = gauge(
-        "molam_rollout_merchants_upgraded", "Distinct merchants that reported a successful upgrade."
+        "molam_rollout_merchants_upgraded", "Cohort merchants whose latest report is a successful upgrade."
+    )
+    reporting = gauge("molam_rollout_merchants_reporting", "Cohort merchants that reported, each counted once.")
+    merchants_failed = gauge(
+        "molam_rollout_merchants_failed", "Cohort merchants whose latest report is failed or rolled back."
     )
     for row in rows:
         labels = [row["rollout_id"], row["plugin"], row["version"]]
@@ -167,6 +175,7 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
         )
         cohort.add_metric(labels, row["cohort_ratio"])
         error.add_metric(labels, row["error_ratio"])
+        lower_bound.add_metric(labels, row["error_lower_bound_ratio"])
         threshold.add_metric(labels, row["threshold_ratio"])
         min_sample.add_metric(labels, row["min_sample_size"])
         created.add_metric(labels, row["created"])
@@ -176,6 +185,9 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
         upgrades.add_metric(labels, row["upgrades"])
         upgrade_errors.add_metric(labels, row["upgrade_errors"])
         merchants.add_metric(labels, row["merchants_upgraded"])
+        outside.add_metric(labels, row["reports_outside_cohort"])
+        reporting.add_metric(labels, row["merchants_reporting"])
+        merchants_failed.add_metric(labels, row["merchants_failed"])
 
     by_status = GaugeMetricFamily("molam_rollouts", "Rollouts by status.", labels=["status"])
     counts = {row["status"]: row for row in statuses}
@@ -191,6 +203,7 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
         info,
         cohort,
         error,
+        lower_bound,
         threshold,
         min_sample,
         created,
@@ -199,6 +212,9 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
         upgrades,
         upgrade_errors,
         merchants,
+        reporting,
+        merchants_failed,
+        outside,
         by_status,
         paused_by_sira,
     ]

@@ -18,11 +18,12 @@ from molam_upgrades.alerts import raise_alert
 from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition, NotFound
 from molam_upgrades.models import AuditEntry
+from molam_upgrades.sira_rules import should_pause
+from rollbacks.reports import RolloutErrorRate, rollout_error_rates
 from rollbacks.services import record_sira_pause
 
 from . import cohort, signing
 from .choices import TRANSITIONS, RolloutStatus
-from .metrics import error_rate, with_error_counts
 from .models import AutoCheckRun, Release, Rollout
 
 logger = logging.getLogger("molam.rollouts")
@@ -252,8 +253,7 @@ class PausedRollout:
     version: str
     error_rate: Decimal
     threshold: Decimal
-    total: int
-    errors: int
+    health: RolloutErrorRate
 
     def as_dict(self) -> dict:
         return {
@@ -262,36 +262,49 @@ class PausedRollout:
             "version": self.version,
             "error_rate": float(self.error_rate),
             "threshold": float(self.threshold),
-            "upgrades_total": self.total,
-            "upgrades_failed": self.errors,
+            "merchants_reporting": self.health.merchants,
+            "merchants_failed": self.health.merchants_failed,
+            "upgrades_total": self.health.reports,
+            "upgrades_failed": self.health.reports_failed,
         }
 
 
-def sira_reason(rate: Decimal, threshold: Decimal, errors: int, total: int) -> str:
+def sira_reason(health: RolloutErrorRate, threshold: Decimal, *, wilson_gate: bool) -> str:
     # The SQL function auto_pause_failing_rollouts() writes the same sentence.
-    return f"Sira auto-pause: error rate {rate:.4f} > threshold {threshold:.4f} ({errors}/{total} upgrades failed or rolled back)"
+    bound = f", 95 % lower bound {health.lower_bound:.4f}" if wilson_gate else ""
+    return (
+        f"Sira auto-pause: error rate {health.error_rate:.4f}{bound} > threshold {threshold:.4f} "
+        f"({health.merchants_failed}/{health.merchants} merchants failed or rolled back)"
+    )
 
 
 def auto_pause_failing_rollouts(*, source: str, actor: str = SIRA_ACTOR) -> list[PausedRollout]:
     """The Sira rule: pause every monitored active rollout whose error rate exceeds its threshold.
 
-    Only rollouts with at least ``min_sample_size`` reports are judged. Each pause is claimed
-    under a row lock and re-checked, so overlapping runs (beat + HTTP + SQL) pause each
-    rollout once; a second run pauses nothing new.
+    Counts are merchants, each by its latest outcome, cohort only (``rollout_error_rates``);
+    only rollouts with at least ``min_sample_size`` merchants are judged, and a rollout with
+    the Wilson gate pauses only when the 95 % lower bound of its failure rate exceeds the
+    threshold. Each pause is claimed under a row lock and re-checked, so overlapping runs
+    (beat + HTTP + SQL) pause each rollout once; a second run pauses nothing new.
     """
     run = AutoCheckRun.objects.create(source=source, actor=actor)
     candidates = list(
-        with_error_counts(Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True)).values(
-            "pk", "reports_total", "reports_failed", "min_sample_size", "error_threshold"
+        Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True).values(
+            "pk", "min_sample_size", "error_threshold", "wilson_gate"
         )
     )
+    rates = rollout_error_rates(row["pk"] for row in candidates)
     paused: list[PausedRollout] = []
     for row in candidates:
-        total, errors = row["reports_total"], row["reports_failed"]
-        rate = error_rate(total, errors)
-        if total < row["min_sample_size"] or rate <= row["error_threshold"]:
+        health = rates[row["pk"]]
+        if not should_pause(
+            health.counts,
+            threshold=row["error_threshold"],
+            min_sample_size=row["min_sample_size"],
+            wilson_gate=row["wilson_gate"],
+        ):
             continue
-        result = _auto_pause_one(row["pk"], actor=actor, rate=rate, total=total, errors=errors)
+        result = _auto_pause_one(row["pk"], actor=actor, health=health)
         if result is not None:
             paused.append(result)
     AutoCheckRun.objects.filter(pk=run.pk).update(
@@ -300,9 +313,7 @@ def auto_pause_failing_rollouts(*, source: str, actor: str = SIRA_ACTOR) -> list
     return paused
 
 
-def _auto_pause_one(
-    rollout_id: int, *, actor: str, rate: Decimal, total: int, errors: int
-) -> PausedRollout | None:
+def _auto_pause_one(rollout_id: int, *, actor: str, health: RolloutErrorRate) -> PausedRollout | None:
     with transaction.atomic():
         rollout = (
             Rollout.objects.select_for_update()
@@ -312,7 +323,8 @@ def _auto_pause_one(
         if rollout is None:
             return None  # paused, completed or unmonitored meanwhile (another run got it)
         threshold = rollout.error_threshold
-        reason = sira_reason(rate, threshold, errors, total)
+        rate = health.error_rate
+        reason = sira_reason(health, threshold, wilson_gate=rollout.wilson_gate)
         _apply_status(rollout, RolloutStatus.PAUSED, actor=actor, reason=reason, auto=True)
         rollout.save()
         record_sira_pause(
@@ -348,8 +360,10 @@ def _auto_pause_one(
                 "version": rollout.version,
                 "error_rate": f"{rate:.4f}",
                 "threshold": f"{threshold:.4f}",
-                "upgrades_total": total,
-                "upgrades_failed": errors,
+                "merchants_reporting": health.merchants,
+                "merchants_failed": health.merchants_failed,
+                "upgrades_total": health.reports,
+                "upgrades_failed": health.reports_failed,
                 "rollout_percentage": f"{rollout.rollout_percentage:.2f}",
             },
         )
@@ -357,4 +371,4 @@ def _auto_pause_one(
     logger.warning(
         "rollout auto-paused: %s", reason, extra={"event": "rollout_auto_paused", "rollout_id": rollout_id}
     )
-    return PausedRollout(rollout_id, rollout.plugin_name, rollout.version, rate, threshold, total, errors)
+    return PausedRollout(rollout_id, rollout.plugin_name, rollout.version, rate, threshold, health)

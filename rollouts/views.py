@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,13 +21,14 @@ from molam_upgrades.models import Alert
 from molam_upgrades.web import OpsPageMixin
 
 from . import services
-from .choices import OPEN_STATES, TERMINAL_STATES
+from .choices import OPEN_STATES, TERMINAL_STATES, RolloutStatus
 from .forms import PauseForm, PercentageForm, RolloutCreateForm
-from .metrics import error_rate, with_metrics
+from .metrics import RolloutErrorRate, attach_error_rates
 from .models import Release, Rollout
 from .monitoring import sira_freshness
 
 HUNDRED = Decimal("100")
+PAGE_SIZE = 25
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class RolloutCard:
     steps: list[Step]
 
     @property
+    def health(self) -> RolloutErrorRate:
+        return self.rollout.health
+
+    @property
     def percentage_display(self) -> str:
         """25.00 → "25", 12.50 → "12.5"."""
         return f"{self.rollout.rollout_percentage.normalize():f}"
@@ -56,17 +62,26 @@ class RolloutCard:
         return self.error_rate * 100
 
     @property
+    def lower_bound_pct(self) -> float:
+        """Wilson 95 % lower bound of the error rate, shown next to the raw rate."""
+        return self.health.lower_bound * 100
+
+    @property
     def threshold_pct(self) -> Decimal:
         return self.rollout.error_threshold * 100
 
     @property
     def above_threshold(self) -> bool:
-        return self.error_rate > self.rollout.error_threshold
+        return self.rollout.error_rate_above_threshold
 
     @property
     def sample_pending(self) -> bool:
-        """Sira judges a rollout only once it has ``min_sample_size`` reports."""
-        return self.rollout.reports_total < self.rollout.min_sample_size
+        """Sira judges a rollout only once ``min_sample_size`` merchants have reported."""
+        return self.health.merchants < self.rollout.min_sample_size
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.above_threshold or self.rollout.auto_paused
 
     @property
     def targets(self) -> str:
@@ -116,19 +131,21 @@ class RolloutControlView(OpsPageMixin):
         return self.render_page(form)
 
     def render_page(self, form: RolloutCreateForm | None) -> HttpResponse:
-        open_rollouts = list(
-            with_metrics(Rollout.objects.filter(status__in=OPEN_STATES)).order_by(
-                "plugin_name", "-created_at"
-            )
+        open_rollouts = attach_error_rates(
+            list(Rollout.objects.filter(status__in=OPEN_STATES).order_by("plugin_name", "-created_at"))
         )
         cards = [
-            RolloutCard(
-                rollout=r,
-                error_rate=error_rate(r.reports_total, r.reports_failed),
-                steps=steps_for(r.rollout_percentage),
-            )
+            RolloutCard(rollout=r, error_rate=r.health.error_rate, steps=steps_for(r.rollout_percentage))
             for r in open_rollouts
         ]
+        # A fleet can run hundreds of rollouts at once: the ones that need a look come first
+        # (above threshold, paused by Sira, paused), a plugin filter narrows them, and the page
+        # shows PAGE_SIZE at a time.
+        cards.sort(key=lambda c: (not c.needs_attention, c.rollout.status != RolloutStatus.PAUSED))
+        plugin_filter = (self.request.GET.get("plugin") or "").strip().lower()[:64]
+        if plugin_filter:
+            cards = [c for c in cards if plugin_filter in c.rollout.plugin_name]
+        page = Paginator(cards, PAGE_SIZE).get_page(self.request.GET.get("page"))
         finished = list(
             Rollout.objects.filter(status__in=TERMINAL_STATES).order_by("-completed_at", "-created_at")[:10]
         )
@@ -139,7 +156,11 @@ class RolloutControlView(OpsPageMixin):
             | {r.plugin_name for r in finished}
         )
         context = self.page_context(
-            cards=cards,
+            cards=list(page.object_list),
+            page=page,
+            open_count=len(open_rollouts),
+            attention_count=sum(1 for c in cards if c.needs_attention),
+            plugin_filter=plugin_filter,
             finished=finished,
             alerts=list(Alert.objects.order_by("-created_at")[:8]),
             sira=sira_freshness(),

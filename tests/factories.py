@@ -30,15 +30,39 @@ class UserFactory(factory.django.DjangoModelFactory):
             self.save()
 
 
+def cohort_merchant(plugin_name: str, version: str) -> uuid.UUID:
+    """A merchant the plugin's open rollout of ``version`` selected (any merchant when it has none)."""
+    from rollouts.choices import OPEN_STATES
+    from rollouts.cohort import bucket_for, selected
+    from rollouts.models import Rollout
+
+    rollout = Rollout.objects.filter(plugin_name=plugin_name, status__in=OPEN_STATES, version=version).first()
+    if rollout is None or rollout.rollout_percentage <= 0:
+        return uuid.uuid4()
+    while True:
+        merchant = uuid.uuid4()
+        if selected(bucket_for(plugin_name, version, merchant), rollout.rollout_percentage):
+            return merchant
+
+
 class UpgradeLogFactory(factory.django.DjangoModelFactory):
+    """An upgrade report from a merchant in the rollout's cohort, unless ``merchant_id`` is given."""
+
     class Meta:
         model = UpgradeLog
 
-    merchant_id = factory.LazyFunction(uuid.uuid4)
+    merchant_id = factory.LazyAttribute(lambda log: cohort_merchant(log.plugin_name, log.to_version))
     plugin_name = "woocommerce"
     from_version = "3.9.0"
     to_version = "4.0.0"
     status = UpgradeStatus.SUCCESS
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Through the service, so the report is stamped and counted like one sent over the API.
+        from rollbacks.services import store_report
+
+        return store_report(model_class(*args, **kwargs))
 
 
 class RollbackFactory(factory.django.DjangoModelFactory):
@@ -59,6 +83,20 @@ class RollbackFactory(factory.django.DjangoModelFactory):
     rollback_reason = "Upgrade verification failed"
     completed_at = factory.SelfAttribute("created_at")
     created_at = factory.Faker("date_time_this_month", tzinfo=__import__("datetime").UTC)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Counted in the aggregates as the services count a rollback initiated (and completed).
+        from django.db import transaction
+
+        from rollbacks import aggregates
+
+        with transaction.atomic():
+            rollback = super()._create(model_class, *args, **kwargs)
+            aggregates.count_rollback_initiated(rollback)
+            if rollback.completed_at is not None:
+                aggregates.count_rollback_completed(rollback)
+        return rollback
 
 
 class PendingRollbackFactory(RollbackFactory):

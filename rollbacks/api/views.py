@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from molam_upgrades.api.schema import errors
-from molam_upgrades.api.viewsets import UUID_PATH, MolamViewSet
+from molam_upgrades.api.viewsets import UUID_PATH, MolamViewSet, PageSerializer
 from molam_upgrades.choices import OPERATORS, READERS, REPORTERS
-from molam_upgrades.exceptions import Forbidden
+from molam_upgrades.exceptions import Forbidden, ValidationError
 
-from .. import services
+from .. import history, services
 from ..choices import RollbackTrigger
 from ..filtersets import RollbackHistoryFilterSet
 from ..models import RollbackHistory, UpgradeLog
@@ -123,10 +124,36 @@ class RollbackViewSet(MolamViewSet):
         rows = queryset.order_by("created_at")[:PENDING_LIMIT]
         return self.respond(PendingRollbacksResponse, {"rollbacks": rows})
 
-    @extend_schema(summary="Rollback history, newest first", responses={200: RollbackSerializer(many=True)})
+    @extend_schema(
+        summary="Rollback history, newest first",
+        description="Pages by ``offset``, or by keyset with ``before=<created_at>,<rollback_id>`` of the last "
+        "row already seen (the next, older page), which stays fast however deep the page.",
+        parameters=[
+            OpenApiParameter(
+                "before",
+                str,
+                description="<created_at>,<rollback_id> of the last row already seen: the rows after it. "
+                "Not with offset.",
+            ),
+        ],
+        responses={200: RollbackSerializer(many=True), **errors(400)},
+    )
     @action(detail=False, methods=["get"])
     def history(self, request):
-        return self.paginated(self.get_queryset())
+        before = request.query_params.get("before")
+        if before is None:
+            return self.paginated(self.get_queryset().order_by(*history.ORDER))
+        if "offset" in request.query_params:
+            raise ValidationError("Use before or offset, not both.", details={"before": ["Not with offset."]})
+        try:
+            cursor = history.parse_cursor(before)
+        except history.BadCursor as exc:
+            raise ValidationError(str(exc), details={"before": [str(exc)]}) from None
+        queryset = self.filter_queryset(self.get_queryset())
+        limit = self.validated_query(PageSerializer)["limit"]
+        rows, _ = history.page_before(queryset, cursor, limit)
+        data = self.get_serializer(rows, many=True).data
+        return Response({self.results_key: data, "total": queryset.count()})
 
     @extend_schema(
         summary="Success rate by plugin, last 24 h, failed in 7 days, and the seed's KPIs",

@@ -26,7 +26,6 @@ from molam_upgrades.versions import COUNTRY_RE, TIER_RE, is_valid_version
 
 from ..choices import RolloutStatus, RolloutStrategy
 from ..cohort import as_number
-from ..metrics import error_rate
 from ..models import Release, Rollout
 from ..signing import check_download_url
 
@@ -88,6 +87,10 @@ class RolloutCreateSerializer(serializers.Serializer):
     )
     sira_monitoring = StrictBooleanField(required=False)
     min_sample_size = StrictIntegerField(required=False, min_value=1, max_value=1_000_000)
+    wilson_gate = StrictBooleanField(
+        required=False,
+        help_text="Pause only when the Wilson 95 % lower bound of the error rate exceeds the threshold.",
+    )
     metadata = serializers.DictField(required=False)
 
     def validate_error_threshold(self, value):
@@ -123,7 +126,7 @@ class RolloutCreateSerializer(serializers.Serializer):
             "target_countries": data.get("target_countries") or [],
             "target_tiers": data.get("target_tiers") or [],
         }
-        for key in ("error_threshold", "sira_monitoring", "min_sample_size", "metadata"):
+        for key in ("error_threshold", "sira_monitoring", "min_sample_size", "wilson_gate", "metadata"):
             if key in data:
                 fields[key] = data[key]
         return fields
@@ -240,12 +243,18 @@ class ReleaseCreateSerializer(serializers.Serializer):
 # --- responses ---------------------------------------------------------------------------
 
 METRIC_FIELDS = frozenset(
-    {"merchants_upgraded", "upgrades_total", "upgrades_failed", "error_rate", "error_rate_above_threshold"}
+    {
+        "merchants_upgraded",
+        "merchants_reporting",
+        "merchants_failed",
+        "upgrades_total",
+        "upgrades_failed",
+        "reports_outside_cohort",
+        "error_rate",
+        "error_rate_lower_bound",
+        "error_rate_above_threshold",
+    }
 )
-
-
-def _rate(rollout: Rollout) -> Decimal:
-    return error_rate(rollout.reports_total, rollout.reports_failed)
 
 
 class ErrorRateField(serializers.FloatField):
@@ -253,7 +262,15 @@ class ErrorRateField(serializers.FloatField):
         super().__init__(source="*", **kwargs)
 
     def to_representation(self, rollout: Rollout) -> float:
-        return float(_rate(rollout))
+        return float(rollout.health.error_rate)
+
+
+class LowerBoundField(serializers.FloatField):
+    def __init__(self, **kwargs):
+        super().__init__(source="*", **kwargs)
+
+    def to_representation(self, rollout: Rollout) -> float:
+        return round(rollout.health.lower_bound, 4)
 
 
 class AboveThresholdField(serializers.BooleanField):
@@ -261,11 +278,15 @@ class AboveThresholdField(serializers.BooleanField):
         super().__init__(source="*", **kwargs)
 
     def to_representation(self, rollout: Rollout) -> bool:
-        return _rate(rollout) > rollout.error_threshold
+        return rollout.error_rate_above_threshold
 
 
 class RolloutSerializer(OutputModelSerializer):
-    """A rollout; with ``include_metrics`` (and on GET rollouts/<plugin>) also its live health."""
+    """A rollout; with ``include_metrics`` (and on GET rollouts/<plugin>) also its live health.
+
+    Health counts merchants, not requests: cohort merchants that reported, each by its latest
+    outcome (``rollbacks.reports.rollout_error_rates``).
+    """
 
     rollout_percentage = serializers.SerializerMethodField()
     error_threshold = serializers.FloatField(read_only=True)
@@ -275,17 +296,42 @@ class RolloutSerializer(OutputModelSerializer):
     # Present only when the rollout was loaded with its metrics: not read-only in the schema's
     # sense, so the schema lists them as optional (this serializer is never used for input).
     merchants_upgraded = serializers.IntegerField(
-        required=False, help_text="With metrics: distinct merchants that reported a successful upgrade."
+        source="health.merchants_upgraded",
+        required=False,
+        help_text="With metrics: cohort merchants whose latest report is a successful upgrade.",
+    )
+    merchants_reporting = serializers.IntegerField(
+        source="health.merchants",
+        required=False,
+        help_text="With metrics: cohort merchants that reported, each counted once (the error rate's sample).",
+    )
+    merchants_failed = serializers.IntegerField(
+        source="health.merchants_failed",
+        required=False,
+        help_text="With metrics: cohort merchants whose latest report is failed or rolled back.",
     )
     upgrades_total = serializers.IntegerField(
-        source="reports_total", required=False, help_text="With metrics: upgrade reports since the start."
+        source="health.reports", required=False, help_text="With metrics: reports from cohort merchants."
     )
     upgrades_failed = serializers.IntegerField(
-        source="reports_failed", required=False, help_text="With metrics: failed or rolled-back reports."
+        source="health.reports_failed",
+        required=False,
+        help_text="With metrics: failed or rolled-back reports from cohort merchants.",
     )
-    error_rate = ErrorRateField(required=False, help_text="With metrics: failed / total, 0–1.")
+    reports_outside_cohort = serializers.IntegerField(
+        source="health.reports_outside_cohort",
+        required=False,
+        help_text="With metrics: reports from merchants the rollout did not select (stored, never counted).",
+    )
+    error_rate = ErrorRateField(
+        required=False, help_text="With metrics: merchants failed / merchants reporting, 0–1."
+    )
+    error_rate_lower_bound = LowerBoundField(
+        required=False, help_text="With metrics: Wilson 95 % lower bound of the error rate, 0–1."
+    )
     error_rate_above_threshold = AboveThresholdField(
-        required=False, help_text="With metrics: whether Sira would pause it."
+        required=False,
+        help_text="With metrics: the rate Sira judges (the lower bound with wilson_gate) is above the threshold.",
     )
 
     class Meta:
@@ -302,6 +348,7 @@ class RolloutSerializer(OutputModelSerializer):
             "sira_monitoring",
             "error_threshold",
             "min_sample_size",
+            "wilson_gate",
             "auto_paused",
             "paused_reason",
             "paused_by",
@@ -319,7 +366,7 @@ class RolloutSerializer(OutputModelSerializer):
         return as_number(Decimal(rollout.rollout_percentage))
 
     def to_representation(self, rollout: Rollout) -> dict:
-        with_metrics = hasattr(rollout, "reports_total")
+        with_metrics = "health" in rollout.__dict__  # attached by attach_error_rates()
         data = {}
         for field in self._readable_fields:
             if field.field_name in METRIC_FIELDS and not with_metrics:
@@ -362,6 +409,8 @@ class PausedRolloutSerializer(serializers.Serializer):
     version = serializers.CharField()
     error_rate = serializers.FloatField()
     threshold = serializers.FloatField()
+    merchants_reporting = serializers.IntegerField()
+    merchants_failed = serializers.IntegerField()
     upgrades_total = serializers.IntegerField()
     upgrades_failed = serializers.IntegerField()
 

@@ -17,7 +17,7 @@ from .. import services
 from ..choices import OPEN_STATES
 from ..cohort import decide
 from ..filtersets import ReleaseFilterSet, RolloutFilterSet
-from ..metrics import with_metrics
+from ..metrics import attach_error_rates
 from ..models import Release, Rollout
 from .serializers import (
     AutoCheckResponse,
@@ -88,11 +88,11 @@ class RolloutViewSet(ListMixin, MolamViewSet):
         "should_upgrade": DECIDERS,
     }
 
-    def get_queryset(self):
-        queryset = super().get_queryset()
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
         if self.action == "list" and self.validated_query(RolloutListQuerySerializer)["include_metrics"]:
-            queryset = with_metrics(queryset)
-        return queryset
+            attach_error_rates(page)  # one query for the page, whatever the history
+        return page
 
     @extend_schema(
         summary="Rollouts, newest first",
@@ -119,9 +119,10 @@ class RolloutViewSet(ListMixin, MolamViewSet):
     def retrieve(self, request, key: str):
         if not PLUGIN_NAME_RE.match(key):
             raise NotFound(f"No active or paused rollout for {key[:64]!r}.")
-        rollout = with_metrics(Rollout.objects.filter(plugin_name=key, status__in=OPEN_STATES)).first()
+        rollout = Rollout.objects.filter(plugin_name=key, status__in=OPEN_STATES).first()
         if rollout is None:
             raise NotFound(f"No active or paused rollout for {key}.")
+        attach_error_rates([rollout])
         return self.respond(RolloutDetailResponse, {"rollout": rollout})
 
     @extend_schema(

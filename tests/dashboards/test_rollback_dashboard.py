@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
+from urllib.parse import unquote
 
 import time_machine
 from django.utils import timezone
@@ -162,15 +163,16 @@ def test_a_malformed_merchant_id_is_explained_not_a_500(viewer):
     assert 'id="filter-merchant-error"' in html and "Enter a valid UUID." in html
 
 
-def test_history_is_paginated_and_pages_keep_the_filters(viewer):
+def test_history_pages_by_keyset_and_pages_keep_the_filters(viewer):
     RollbackFactory.create_batch(30, plugin_name="shopify")
     RollbackFactory(plugin_name="woocommerce")
     html = viewer.get(PAGE, {"plugin_name": "shopify"}).content.decode()
-    assert len(history_rows(html)) == 25 and "Page 1 of 2" in html
-    assert 'href="?plugin_name=shopify&amp;page=2"' in html
-    html = viewer.get(PAGE, {"plugin_name": "shopify", "page": "2"}).content.decode()
-    assert len(history_rows(html)) == 5 and "Page 2 of 2" in html and 'rel="prev"' in html
-    assert viewer.get(PAGE, {"page": "99"}).status_code == 200  # out of range: the last page
+    assert len(history_rows(html)) == 25 and 'rel="first"' not in html
+    older = re.search(r'href="\?plugin_name=shopify&amp;before=([^"]+)" rel="next"', html)
+    assert older, "an Older link that keeps the filter"
+    html = viewer.get(PAGE, {"plugin_name": "shopify", "before": unquote(older.group(1))}).content.decode()
+    assert len(history_rows(html)) == 5 and 'rel="first"' in html and 'rel="next"' not in html
+    assert viewer.get(PAGE, {"before": "not-a-cursor"}).status_code == 200  # a mangled link: the newest page
 
 
 def test_the_page_polls_its_live_fragment_only_while_visible(viewer):

@@ -13,7 +13,7 @@ from plans.gates import health_of, wilson_upper
 from plans.models import RolloutPlan
 from plans.tasks import advance_plans as advance_plans_task
 from rollouts import services as rollout_services
-from rollouts.metrics import with_error_counts
+from rollouts.metrics import rollout_error_rates
 from rollouts.models import Rollout
 
 from .conftest import HOURLY, percentage_of, report, start_rollout
@@ -170,10 +170,8 @@ def test_a_stage_gate_reads_the_same_merchant_counts_sira_uses(clock):
     report(other, failed=4)
 
     sira = {
-        pk: (total, failed)
-        for pk, total, failed in with_error_counts(Rollout.objects.all()).values_list(
-            "pk", "reports_total", "reports_failed"
-        )
+        pk: (rate.merchants, rate.merchants_failed)
+        for pk, rate in rollout_error_rates(Rollout.objects.values_list("pk", flat=True)).items()
     }
     gates = {pk: (h.sample, h.failures) for pk, h in health_of(Rollout.objects.all()).items()}
     assert gates == sira

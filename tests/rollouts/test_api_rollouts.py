@@ -188,7 +188,7 @@ def test_pause_without_body(cast):
 
 
 def test_get_rollout_by_plugin_with_metrics(cast):
-    rollout = RolloutFactory(plugin_name="woocommerce", version="4.0.0", rollout_percentage=25)
+    rollout = RolloutFactory(plugin_name="woocommerce", version="4.0.0", rollout_percentage=100)
     for status in ["success"] * 8 + ["failed", "rolled_back"]:
         UpgradeLogFactory(plugin_name="woocommerce", to_version="4.0.0", status=status)
     UpgradeLogFactory(plugin_name="woocommerce", to_version="4.0.0", status="success", merchant_id=MERCHANT_A)
@@ -197,8 +197,13 @@ def test_get_rollout_by_plugin_with_metrics(cast):
     body = cast.viewer.get("rollouts/woocommerce").json()["rollout"]
     assert body["id"] == rollout.pk
     assert body["merchants_upgraded"] == 9  # merchant A counted once
-    assert body["upgrades_total"] == 12
-    assert body["error_rate"] == round(2 / 12, 4)
+    assert body["merchants_reporting"] == 11
+    assert body["merchants_failed"] == 2
+    assert body["upgrades_total"] == 12  # reports, merchant A's twice
+    assert body["reports_outside_cohort"] == 0
+    assert body["error_rate"] == round(2 / 11, 4)  # merchants, not requests
+    assert body["wilson_gate"] is False
+    assert 0 < body["error_rate_lower_bound"] < body["error_rate"]
 
 
 def test_get_rollout_of_plugin_without_one_is_404(cast):
@@ -216,7 +221,7 @@ def test_list_rollouts_with_filters_and_metrics(cast, django_assert_max_num_quer
     cast.sira.get("rollouts")  # resolve the token once
     for _ in range(10):
         RolloutFactory(status="completed")
-    with django_assert_max_num_queries(2):  # count + one annotated page, whatever the size
+    with django_assert_max_num_queries(3):  # count, the page, its error rates: whatever the history
         body = cast.sira.get("rollouts", {"include_metrics": "true"}).json()
     assert all("error_rate" in r and "merchants_upgraded" in r for r in body["rollouts"])
     assert "error_rate" not in cast.viewer.get("rollouts").json()["rollouts"][0]

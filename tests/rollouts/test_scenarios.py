@@ -10,7 +10,7 @@ import pytest
 from molam_upgrades.models import Alert, AuditEntry
 from rollbacks.models import RollbackHistory
 from rollouts.models import Rollout
-from tests.factories import ReleaseFactory, UpgradeLogFactory
+from tests.factories import ReleaseFactory, UpgradeLogFactory, cohort_merchant
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_scenario_3_sira_pauses_after_fifty_upgrades_with_five_failures(
         cast.ops.post(
             "upgrades",
             {
-                "merchant_id": str(uuid.uuid4()),
+                "merchant_id": str(cohort_merchant("shopify", "2.5.0")),  # merchants the rollout selected
                 "plugin_name": "shopify",
                 "from_version": "2.4.0",
                 "to_version": "2.5.0",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
 
 from molam_upgrades.models import Alert, AuditEntry
-from rollbacks.models import RollbackHistory
+from molam_upgrades.sira_rules import wilson_lower_bound
+from rollbacks.models import RollbackHistory, UpgradeLog
 from rollouts.cohort import OpenRollout, bucket_for, in_cohort
-from rollouts.metrics import error_rate, with_metrics
+from rollouts.metrics import rollout_error_rate
 from rollouts.models import AutoCheckRun, Rollout
 from rollouts.services import auto_pause_failing_rollouts
 from tests.factories import RolloutFactory, UpgradeLogFactory
@@ -99,12 +102,64 @@ def test_sql_error_rate_matches_python():
     rollout = RolloutFactory(plugin_name="woocommerce", version="4.0.0")
     for status in ["success"] * 6 + ["failed"] * 2 + ["rolled_back"]:
         UpgradeLogFactory(plugin_name="woocommerce", to_version="4.0.0", status=status)
-    annotated = with_metrics(Rollout.objects.filter(pk=rollout.pk)).get()
-    python_rate = error_rate(annotated.reports_total, annotated.reports_failed)
+    python_rate = rollout_error_rate(rollout.pk).error_rate
     ((sql_rate,),) = _sql("SELECT get_rollout_error_rate(%s)", [rollout.pk])
     assert sql_rate == python_rate == Decimal("0.3333")
     empty = RolloutFactory(plugin_name="empty")
     assert _sql("SELECT get_rollout_error_rate(%s)", [empty.pk]) == [(Decimal("0"),)]
+
+
+def test_sql_and_python_agree_on_merchant_counts_with_repeats_outsiders_and_late_reports():
+    """Merchants counted once by their latest outcome, outsiders stored but not counted."""
+    rng = random.Random(20261129)
+    base = timezone.now()
+    rollout = RolloutFactory(
+        plugin_name="woocommerce", version="4.0.0", rollout_percentage=30, created_at=base - timedelta(hours=2)
+    )
+    merchants = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(80)]
+    for _ in range(600):
+        merchant = rng.choice(merchants)
+        # Some reports arrive late: an older outcome must not replace a newer one.
+        UpgradeLogFactory(
+            merchant_id=merchant,
+            plugin_name="woocommerce",
+            to_version="4.0.0",
+            status=rng.choice(["success", "success", "failed", "rolled_back"]),
+            created_at=base - timedelta(seconds=rng.randint(0, 3600)),
+        )
+    UpgradeLogFactory(plugin_name="woocommerce", to_version="3.0.0", status="failed")  # counts nowhere
+    health = rollout_error_rate(rollout.pk)
+    ((merchants_sql, failed_sql, upgraded_sql, reports_sql, _, outside_sql, rate_sql, bound_sql),) = _sql(
+        "SELECT * FROM get_rollout_merchant_counts(%s)", [rollout.pk]
+    )
+    cohort = [m for m in merchants if bucket_for("woocommerce", "4.0.0", m) < 3000]
+    latest = {}
+    for log in UpgradeLog.objects.filter(plugin_name="woocommerce", to_version="4.0.0").order_by(
+        "created_at", "id"
+    ):
+        latest[log.merchant_id] = log.status
+    expected_failed = sum(1 for m in cohort if latest.get(m) in ("failed", "rolled_back"))
+    assert 0 < len(cohort) < len(merchants)
+    assert (health.merchants, health.merchants_failed) == (
+        len([m for m in cohort if m in latest]),
+        expected_failed,
+    )
+    assert (merchants_sql, failed_sql, upgraded_sql, reports_sql, outside_sql) == (
+        health.merchants,
+        health.merchants_failed,
+        health.merchants_upgraded,
+        health.reports,
+        health.reports_outside_cohort,
+    )
+    assert health.reports + health.reports_outside_cohort == 600
+    assert rate_sql == health.error_rate
+    assert bound_sql == pytest.approx(health.lower_bound, abs=1e-12)
+
+
+@pytest.mark.parametrize(("merchants", "failed"), [(12, 1), (50, 6), (0, 0), (40, 0), (7, 7), (1000, 31)])
+def test_sql_and_python_wilson_lower_bounds_agree(merchants, failed):
+    ((sql,),) = _sql("SELECT molam_wilson_lower_bound(%s, %s)", [failed, merchants])
+    assert sql == pytest.approx(wilson_lower_bound(failed, merchants), abs=1e-12)
 
 
 def _fleet():
@@ -116,16 +171,22 @@ def _fleet():
         ("healthy", 200, 1, Decimal("0.03"), 10, False),
         ("tiny", 5, 5, Decimal("0.03"), 10, False),  # below min sample size
         ("custom", 20, 3, Decimal("0.10"), 20, True),  # 15 % > 10 %, sample 20
+        ("wilson-12", 12, 1, Decimal("0.03"), 10, False, True),  # 8.3 %, lower bound 1.5 %
+        ("wilson-50", 50, 6, Decimal("0.03"), 10, True, True),  # 12 %, lower bound 5.6 %
     ]
-    for name, total, failed, threshold, min_sample, _ in specs:
+    for name, total, failed, threshold, min_sample, _, *gate in specs:
         RolloutFactory(
-            plugin_name=name, version="1.0.0", error_threshold=threshold, min_sample_size=min_sample
+            plugin_name=name,
+            version="1.0.0",
+            error_threshold=threshold,
+            min_sample_size=min_sample,
+            wilson_gate=bool(gate),
         )
         for i in range(total):
             UpgradeLogFactory(
                 plugin_name=name, to_version="1.0.0", status="failed" if i < failed else "success"
             )
-    return {name for name, *_, paused in specs if paused}
+    return {spec[0] for spec in specs if spec[5]}
 
 
 def _outcome() -> dict:

@@ -1,0 +1,424 @@
+"""Aggregates maintained on write: what Sira, the dashboards, the stats API and ``/metrics`` read.
+
+Every ops read of rollout health and rollback figures reads these tables, so its cost is
+O(active rollouts + rows shown), not O(history). Each is changed in the same transaction as the
+report or rollback that changes it; ``manage.py rebuild_aggregates`` recomputes them from the raw
+tables and ``--verify`` compares (for restores, and for anyone who edits rows in psql).
+
+**Per rollout** (:class:`RolloutMerchantOutcome` + :class:`RolloutReportCounts`). A report is
+stamped with the rollout it was made under (the plugin's open rollout, same version) and whether
+its merchant was in the cohort (bucket below the percentage at that moment). A cohort merchant's
+latest outcome is upserted in one row per (rollout, merchant); the change in the rollout's
+merchant counts that this causes (:func:`molam_upgrades.sira_rules.merchant_change`) is then
+added to a counter row.
+
+Why striped counter rows, not one row per rollout, and not insert-only buckets: during a rollout
+every report of the fleet lands on the *same* rollout. One counter row would be a hot row: each
+report transaction holds its lock from the UPDATE until COMMIT (including the WAL flush), so
+ingestion would be serialised on that one lock. Insert-only rows (one per report, or per minute)
+avoid the lock but make reads sum a number of rows that grows with traffic, or need a
+compaction job that itself contends. ``STRIPES`` counter rows per rollout, the stripe chosen by
+the merchant id, give both: concurrent reports rarely touch the same row (50 connections over
+16 stripes), each report costs one UPDATE of a narrow row, and a read sums at most 16 rows per
+rollout. The per-merchant row is contended only by that merchant's own reports.
+
+**Per plugin and rollback trigger** (:class:`RollbackTotals`, all-time counts, successes,
+duration sums and the duration histogram) and **per plugin and UTC day** (:class:`RollbackDaily`,
+for the 14-day chart): updated when a merchant rollback is initiated and when it completes. Their
+rate is a few per plugin per minute at worst, so plain counter rows. Rolling windows ("last 24
+hours", "failed in 7 days") are counted on the raw table through its ``created_at`` index: that
+cost is bounded by the window, not by the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+from django.db import connection, transaction
+from django.db.models import F, Sum
+
+from molam_upgrades.sira_rules import MerchantCounts, is_error, merchant_change
+
+from .models import (
+    RollbackDaily,
+    RollbackHistory,
+    RollbackTotals,
+    RolloutMerchantOutcome,
+    UpgradeLog,
+)
+
+STRIPES = 16
+# Upper bounds (ms) of the rollback-duration histogram (the seed's target is an average under
+# 3 s, so the buckets are finest around it). One column per bound in RollbackTotals.
+DURATION_BOUNDS_MS: tuple[int, ...] = (500, 1000, 2000, 3000, 5000, 10000, 30000, 60000, 120000, 300000)
+COUNTERS = (
+    "reports",
+    "reports_failed",
+    "merchants",
+    "merchants_failed",
+    "merchants_upgraded",
+    "reports_outside_cohort",
+)
+
+
+def duration_column(bound_ms: int) -> str:
+    return f"duration_le_{bound_ms}"
+
+
+def stripe_for(merchant_id: UUID) -> int:
+    """A merchant always lands on the same stripe (its id's last 4 bits)."""
+    return merchant_id.int % STRIPES
+
+
+# --- per rollout: write --------------------------------------------------------------------------
+
+# (plugin_name, version, merchant_id, reported_at) -> (rollout_id, merchant in cohort) for the
+# plugin's open rollout of that version started before the report, or None. Provided by
+# ``rollouts`` from its AppConfig.ready(): rollouts own cohorts and depend on this app, never the
+# other way round.
+CohortLookup = Callable[[str, str, UUID, datetime], "tuple[int, bool] | None"]
+_cohort_lookup: CohortLookup | None = None
+
+
+def set_cohort_lookup(lookup: CohortLookup) -> None:
+    global _cohort_lookup
+    _cohort_lookup = lookup
+
+
+def stamp_report(report: UpgradeLog) -> None:
+    """Record which rollout a new report belongs to, and whether its merchant was in the cohort."""
+    lookup = _cohort_lookup
+    found = (
+        lookup(report.plugin_name, report.to_version, report.merchant_id, report.created_at)
+        if lookup
+        else None
+    )
+    report.rollout_id, report.in_cohort = found if found is not None else (None, None)
+
+
+def count_report(report: UpgradeLog) -> None:
+    """Apply one stored, stamped report to its rollout's aggregates (call inside its transaction)."""
+    if report.rollout_id is None:
+        return  # no open rollout for this plugin and version: it counts nowhere
+    if not report.in_cohort:
+        _add(report.rollout_id, stripe_for(report.merchant_id), {"reports_outside_cohort": 1})
+        return
+    change = _record_latest_outcome(report)
+    _add(
+        report.rollout_id,
+        stripe_for(report.merchant_id),
+        {
+            "reports": 1,
+            "reports_failed": int(is_error(report.status)),
+            "merchants": change.merchants,
+            "merchants_failed": change.errors,
+            "merchants_upgraded": change.upgraded,
+        },
+    )
+
+
+def _record_latest_outcome(report: UpgradeLog) -> MerchantCounts:
+    """Upsert the merchant's latest outcome; return how the rollout's merchant counts move.
+
+    Insert first (``ON CONFLICT DO NOTHING``: no savepoint, no error), then read the row under
+    a lock: if it holds this report, the merchant is new to the rollout. A concurrent first
+    report of the same merchant waits on that lock, then sees the committed row.
+    """
+    rows = RolloutMerchantOutcome.objects.filter(rollout_id=report.rollout_id, merchant_id=report.merchant_id)
+    RolloutMerchantOutcome.objects.bulk_create(
+        [
+            RolloutMerchantOutcome(
+                rollout_id=report.rollout_id,
+                merchant_id=report.merchant_id,
+                status=report.status,
+                report_id=report.pk,
+                reported_at=report.created_at,
+                reports=1,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    row = rows.select_for_update().get()
+    if row.report_id == report.pk:
+        return merchant_change(None, report.status)
+    # Latest by (created_at, id), as the rebuild's DISTINCT ON orders them.
+    newer = (report.created_at, str(report.pk)) > (row.reported_at, str(row.report_id))
+    changes: dict = {"reports": F("reports") + 1}
+    if newer:
+        changes.update(status=report.status, report_id=report.pk, reported_at=report.created_at)
+    rows.update(**changes)
+    return merchant_change(row.status, report.status) if newer else MerchantCounts()
+
+
+def _add(rollout_id: int, stripe: int, deltas: dict[str, int]) -> None:
+    """Add ``deltas`` to one counter stripe. Last statement before commit: the row lock is held
+    from here to COMMIT."""
+    _upsert_add("rollout_report_counts", {"rollout_id": rollout_id, "stripe": stripe}, deltas)
+
+
+def _upsert_add(table: str, key: dict, deltas: dict[str, int]) -> None:
+    """``INSERT … ON CONFLICT (key) DO UPDATE SET c = c + excluded.c``: one statement whether the
+    row exists or not (PostgreSQL, and SQLite ≥ 3.24 for the embedded default)."""
+    deltas = {k: v for k, v in deltas.items() if v}
+    if not deltas:
+        return
+    columns = [*key, *deltas]
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in deltas)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}",
+            [*key.values(), *deltas.values()],
+        )
+
+
+# --- per plugin: rollbacks -----------------------------------------------------------------------
+
+
+def _counts_towards_totals(rollback: RollbackHistory) -> bool:
+    # Sira pauses are fleet events recorded in the history, not merchant rollbacks.
+    return not rollback.sira_triggered
+
+
+def count_rollback_initiated(rollback: RollbackHistory) -> None:
+    """A merchant rollback was opened (call inside its transaction)."""
+    if _counts_towards_totals(rollback):
+        _add_totals(rollback.plugin_name, rollback.rollback_trigger, {"initiated": 1})
+
+
+def count_rollback_completed(rollback: RollbackHistory) -> None:
+    """A merchant rollback completed: totals, histogram and its day (call inside its transaction)."""
+    if not _counts_towards_totals(rollback):
+        return
+    ok = bool(rollback.success)
+    deltas = {"completed": 1, "succeeded": int(ok), "failed": int(not ok)}
+    timed = {}
+    if rollback.duration_ms is not None:
+        timed = {"duration_count": 1, "duration_sum_ms": rollback.duration_ms}
+        for bound in DURATION_BOUNDS_MS:
+            if rollback.duration_ms <= bound:
+                timed[duration_column(bound)] = 1
+    _add_totals(rollback.plugin_name, rollback.rollback_trigger, {**deltas, **timed})
+    day = rollback.created_at.astimezone(UTC).date()
+    _upsert_add(
+        "rollback_daily",
+        {"day": day, "plugin_name": rollback.plugin_name},
+        {**deltas, **{k: v for k, v in timed.items() if k in ("duration_count", "duration_sum_ms")}},
+    )
+
+
+def _add_totals(plugin_name: str, trigger: str, deltas: dict[str, int]) -> None:
+    _upsert_add("rollback_totals", {"plugin_name": plugin_name, "rollback_trigger": trigger}, deltas)
+
+
+# --- rebuild and verify (PostgreSQL) -------------------------------------------------------------
+
+_ERR = "('failed', 'rolled_back')"
+_LATEST = """
+    SELECT DISTINCT ON (rollout_id, merchant_id) rollout_id, merchant_id, status, id AS report_id,
+           created_at AS reported_at, count(*) OVER (PARTITION BY rollout_id, merchant_id) AS reports
+      FROM plugin_upgrade_logs
+     WHERE rollout_id IS NOT NULL AND in_cohort
+     ORDER BY rollout_id, merchant_id, created_at DESC, id DESC
+"""
+_ROLLOUT_RECOUNT = f"""
+    WITH latest AS ({_LATEST}),
+    per_report AS (
+        SELECT rollout_id,
+               count(*) FILTER (WHERE in_cohort) AS reports,
+               count(*) FILTER (WHERE in_cohort AND status IN {_ERR}) AS reports_failed,
+               count(*) FILTER (WHERE NOT in_cohort) AS reports_outside_cohort
+          FROM plugin_upgrade_logs WHERE rollout_id IS NOT NULL GROUP BY rollout_id),
+    per_merchant AS (
+        SELECT rollout_id, count(*) AS merchants,
+               count(*) FILTER (WHERE status IN {_ERR}) AS merchants_failed,
+               count(*) FILTER (WHERE status = 'success') AS merchants_upgraded
+          FROM latest GROUP BY rollout_id)
+    SELECT p.rollout_id, p.reports, p.reports_failed, coalesce(m.merchants, 0), coalesce(m.merchants_failed, 0),
+           coalesce(m.merchants_upgraded, 0), p.reports_outside_cohort
+      FROM per_report p LEFT JOIN per_merchant m USING (rollout_id)
+"""
+_ROLLOUT_STORED = f"""
+    SELECT rollout_id, {", ".join(f"sum({c})" for c in COUNTERS)} FROM rollout_report_counts GROUP BY rollout_id
+"""
+_DONE = "completed_at IS NOT NULL"
+_TIMED = f"{_DONE} AND duration_ms IS NOT NULL"
+_TOTALS_COLUMNS = (
+    "initiated", "completed", "succeeded", "failed", "duration_count", "duration_sum_ms",
+    *(duration_column(b) for b in DURATION_BOUNDS_MS),
+)  # fmt: skip
+_TOTALS_RECOUNT = f"""
+    SELECT plugin_name, rollback_trigger, count(*), count(*) FILTER (WHERE {_DONE}),
+           count(*) FILTER (WHERE {_DONE} AND success), count(*) FILTER (WHERE {_DONE} AND success IS NOT TRUE),
+           count(*) FILTER (WHERE {_TIMED}), coalesce(sum(duration_ms) FILTER (WHERE {_TIMED}), 0),
+           {", ".join(f"count(*) FILTER (WHERE {_TIMED} AND duration_ms <= {b})" for b in DURATION_BOUNDS_MS)}
+      FROM plugin_rollback_history WHERE NOT sira_triggered GROUP BY plugin_name, rollback_trigger
+"""
+_DAILY_COLUMNS = ("completed", "succeeded", "failed", "duration_count", "duration_sum_ms")
+_DAILY_RECOUNT = f"""
+    SELECT plugin_name, (created_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE success),
+           count(*) FILTER (WHERE success IS NOT TRUE), count(*) FILTER (WHERE duration_ms IS NOT NULL),
+           coalesce(sum(duration_ms), 0)
+      FROM plugin_rollback_history WHERE NOT sira_triggered AND {_DONE} GROUP BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class Difference:
+    table: str
+    key: tuple
+    stored: tuple | None
+    recounted: tuple | None
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.key}: stored {self.stored}, recount {self.recounted}"
+
+
+def _rows(cursor, sql: str, width: int) -> dict[tuple, tuple]:
+    cursor.execute(sql)
+    return {tuple(row[:width]): tuple(int(v) for v in row[width:]) for row in cursor.fetchall()}
+
+
+def _compare(table: str, stored: dict, recounted: dict) -> list[Difference]:
+    differences = []
+    for key in sorted(stored.keys() | recounted.keys(), key=str):
+        a, b = stored.get(key), recounted.get(key)
+        if a is not None and not any(a) and b is None:
+            continue  # an all-zero stored row equals "nothing"
+        if a != b:
+            differences.append(Difference(table, key, a, b))
+    return differences
+
+
+def verify_aggregates() -> list[Difference]:
+    """Recount everything from the raw tables and list where the aggregates disagree (none: [])."""
+    _require_postgresql()
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(), connection.cursor() as cur:
+        if outermost:  # one snapshot for both sides of the comparison
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        differences = _compare(
+            "rollout_report_counts", _rows(cur, _ROLLOUT_STORED, 1), _rows(cur, _ROLLOUT_RECOUNT, 1)
+        )
+        cur.execute(
+            f"""SELECT count(*) FROM ({_LATEST}) l
+                FULL JOIN rollout_merchant_outcomes o USING (rollout_id, merchant_id)
+                WHERE o.status IS DISTINCT FROM l.status OR o.report_id IS DISTINCT FROM l.report_id
+                   OR o.reports IS DISTINCT FROM l.reports"""
+        )
+        wrong = cur.fetchone()[0]
+        if wrong:
+            differences.append(Difference("rollout_merchant_outcomes", ("rows",), (wrong,), (0,)))
+        differences += _compare(
+            "rollback_totals",
+            _rows(
+                cur,
+                f"SELECT plugin_name, rollback_trigger, {', '.join(_TOTALS_COLUMNS)} FROM rollback_totals",
+                2,
+            ),
+            _rows(cur, _TOTALS_RECOUNT, 2),
+        )
+        differences += _compare(
+            "rollback_daily",
+            _rows(cur, f"SELECT plugin_name, day, {', '.join(_DAILY_COLUMNS)} FROM rollback_daily", 2),
+            _rows(cur, _DAILY_RECOUNT, 2),
+        )
+    return differences
+
+
+def rebuild_aggregates() -> dict[str, int]:
+    """Recompute every aggregate from the raw tables, in one transaction.
+
+    Report and rollback writes wait meanwhile (SHARE locks on the raw tables), so nothing lands
+    between the recount and the swap. Returns the number of rows written per table.
+    """
+    _require_postgresql()
+    written = {}
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("LOCK TABLE plugin_upgrade_logs, plugin_rollback_history IN SHARE MODE")
+        cur.execute(
+            "LOCK TABLE rollout_report_counts, rollout_merchant_outcomes, rollback_totals, rollback_daily "
+            "IN EXCLUSIVE MODE"
+        )
+        for table in (
+            "rollout_merchant_outcomes",
+            "rollout_report_counts",
+            "rollback_totals",
+            "rollback_daily",
+        ):
+            cur.execute(f"DELETE FROM {table}")
+        cur.execute(
+            "INSERT INTO rollout_merchant_outcomes (rollout_id, merchant_id, status, report_id, reported_at, reports) "
+            f"SELECT * FROM ({_LATEST}) l"
+        )
+        written["rollout_merchant_outcomes"] = cur.rowcount
+        cur.execute(
+            f"INSERT INTO rollout_report_counts (rollout_id, stripe, {', '.join(COUNTERS)}) "
+            f"SELECT rollout_id, 0, {', '.join(f'c{i}' for i in range(len(COUNTERS)))} "
+            f"FROM ({_ROLLOUT_RECOUNT}) AS r(rollout_id, {', '.join(f'c{i}' for i in range(len(COUNTERS)))})"
+        )
+        written["rollout_report_counts"] = cur.rowcount
+        cur.execute(
+            f"INSERT INTO rollback_totals (plugin_name, rollback_trigger, {', '.join(_TOTALS_COLUMNS)}) {_TOTALS_RECOUNT}"
+        )
+        written["rollback_totals"] = cur.rowcount
+        cur.execute(
+            f"INSERT INTO rollback_daily (plugin_name, day, {', '.join(_DAILY_COLUMNS)}) {_DAILY_RECOUNT}"
+        )
+        written["rollback_daily"] = cur.rowcount
+    return written
+
+
+def _require_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        raise NotImplementedError(
+            "rebuild_aggregates and --verify need PostgreSQL (the production database)."
+        )
+
+
+# --- per plugin: rollbacks, read -----------------------------------------------------------------
+
+TOTALS_SUMMED = ("initiated", "completed", "succeeded", "failed", "duration_count", "duration_sum_ms")
+
+
+def plugin_rollback_totals() -> dict[str, dict[str, int]]:
+    """All-time merchant rollback figures per plugin (summed over triggers), by plugin name."""
+    rows = (
+        RollbackTotals.objects.values("plugin_name")
+        .annotate(**{f"sum_{c}": Sum(c) for c in TOTALS_SUMMED})
+        .order_by("plugin_name")
+    )
+    return {row["plugin_name"]: {c: int(row[f"sum_{c}"]) for c in TOTALS_SUMMED} for row in rows}
+
+
+def rollback_totals_by_trigger() -> list[dict]:
+    """Every ``rollback_totals`` row as a dict (``/metrics`` reads these), by plugin and trigger."""
+    return list(RollbackTotals.objects.order_by("plugin_name", "rollback_trigger").values())
+
+
+def rollbacks_by_day(since) -> dict:
+    """Completed rollbacks per UTC day since ``since`` (a date), summed over plugins."""
+    rows = (
+        RollbackDaily.objects.filter(day__gte=since)
+        .values("day")
+        .annotate(sum_succeeded=Sum("succeeded"), sum_failed=Sum("failed"))
+        .order_by()
+    )
+    return {
+        row["day"]: {"succeeded": int(row["sum_succeeded"]), "failed": int(row["sum_failed"])} for row in rows
+    }
+
+
+def history_version() -> tuple[int, int, object]:
+    """(rollbacks started, rollbacks completed, newest row's created_at): changes whenever the
+    history does. One statement, an index lookup and the totals: the same cost at any size."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT coalesce(sum(initiated), 0), coalesce(sum(completed), 0), "
+            "(SELECT max(created_at) FROM plugin_rollback_history) FROM rollback_totals"
+        )
+        started, completed, newest = cur.fetchone()
+    return int(started), int(completed), newest
