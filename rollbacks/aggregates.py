@@ -34,11 +34,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import Count, F, Q, Sum
 
 from molam_upgrades.sira_rules import MerchantCounts, is_error, merchant_change
 
@@ -397,6 +397,52 @@ def plugin_rollback_totals() -> dict[str, dict[str, int]]:
 def rollback_totals_by_trigger() -> list[dict]:
     """Every ``rollback_totals`` row as a dict (``/metrics`` reads these), by plugin and trigger."""
     return list(RollbackTotals.objects.order_by("plugin_name", "rollback_trigger").values())
+
+
+def rollback_windows(now: datetime) -> dict[str, dict[str, int]]:
+    """Per plugin: completed merchant rollbacks created in the last 7 days (``total_7d``, of
+    which ``failed_7d``) and in the last 24 hours (``last_24h``), exactly.
+
+    The whole UTC days inside the week come from ``rollback_daily``; only the week's partial
+    first day and the last 24 hours are counted on raw rows (through the ``created_at`` index),
+    so the cost is about two days of rollbacks whatever the history or the window.
+    """
+    from .services import completed_rollbacks  # services import this module
+
+    week_start = now - timedelta(days=7)
+    first_full_day = week_start.astimezone(UTC).date() + timedelta(days=1)
+    first_midnight = datetime.combine(first_full_day, time.min, tzinfo=UTC)
+    windows: dict[str, dict[str, int]] = {}
+
+    def add(plugin: str, **counts: int) -> None:
+        row = windows.setdefault(plugin, {"total_7d": 0, "failed_7d": 0, "last_24h": 0})
+        for key, value in counts.items():
+            row[key] += int(value or 0)
+
+    for row in (
+        RollbackDaily.objects.filter(day__gte=first_full_day)
+        .values("plugin_name")
+        .annotate(completed_sum=Sum("completed"), failed_sum=Sum("failed"))
+        .order_by()
+    ):
+        add(row["plugin_name"], total_7d=row["completed_sum"], failed_7d=row["failed_sum"])
+    for row in (
+        completed_rollbacks()
+        .filter(created_at__gte=week_start, created_at__lt=first_midnight)
+        .values("plugin_name")
+        .annotate(n=Count("pk"), failed=Count("pk", filter=Q(success=False)))
+        .order_by()
+    ):
+        add(row["plugin_name"], total_7d=row["n"], failed_7d=row["failed"])
+    for row in (
+        completed_rollbacks()
+        .filter(created_at__gte=now - timedelta(hours=24))
+        .values("plugin_name")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        add(row["plugin_name"], last_24h=row["n"])
+    return windows
 
 
 def rollbacks_by_day(since) -> dict:

@@ -7,14 +7,12 @@ query (cached by the core between scrapes), ``collect`` turns its rows into metr
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Q
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from .aggregates import DURATION_BOUNDS_MS, duration_column, rollback_totals_by_trigger
-from .services import completed_rollbacks
+from .aggregates import DURATION_BOUNDS_MS, duration_column, rollback_totals_by_trigger, rollback_windows
 
 # Upper bounds (seconds) of the rollback-duration histogram: the aggregates' columns
 # (``aggregates.DURATION_BOUNDS_MS``, finest around the seed's 3 s target).
@@ -30,24 +28,13 @@ def read(now: datetime) -> list[dict[str, Any]]:
 
     Sira pause records (``sira_triggered``, nil merchant) are fleet events, not rollbacks; the
     stats API leaves them out too. The sliding windows (on ``created_at``, as in
-    ``rollback_stats()``) are counted over the window's raw rows only.
+    ``rollback_stats()``) come from ``aggregates.rollback_windows``.
     """
-    week = Q(created_at__gte=now - timedelta(days=7))
-    windows = {
-        (row["plugin_name"], row["rollback_trigger"]): row
-        for row in completed_rollbacks()
-        .filter(week)
-        .values("plugin_name", "rollback_trigger")
-        .annotate(
-            total_7d=Count("pk"),
-            failed_7d=Count("pk", filter=Q(success=False)),
-            last_24h=Count("pk", filter=Q(created_at__gte=now - timedelta(hours=24))),
-        )
-        .order_by()
-    }
+    windows = rollback_windows(now)
     rows = []
     for totals in rollback_totals_by_trigger():
-        window = windows.get((totals["plugin_name"], totals["rollback_trigger"]), {})
+        # Windows are per plugin: carried on the plugin's first row, summed per plugin by collect().
+        window = windows.pop(totals["plugin_name"], {})
         row = {
             "plugin_name": totals["plugin_name"],
             "rollback_trigger": totals["rollback_trigger"],

@@ -8,7 +8,6 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from molam_upgrades import registry
@@ -319,16 +318,13 @@ def completed_rollbacks():
 def rollback_stats(now=None) -> dict:
     """The seed's rollback KPIs over completed rollbacks, from the aggregates.
 
-    All-time figures come from ``rollback_totals``; the sliding windows (24 hours, 7 days) are
-    counted over the raw rows of the window only.
+    All-time figures come from ``rollback_totals``; the sliding windows (24 hours, 7 days) from
+    ``aggregates.rollback_windows`` (daily figures plus the raw rows of the window's edges).
     """
     now = now or timezone.now()
     totals = aggregates.plugin_rollback_totals()
-    windows = completed_rollbacks().filter(created_at__gte=now - timedelta(days=7)).aggregate(
-        last_24h=Count("pk", filter=Q(created_at__gte=now - timedelta(hours=24))),
-        failed_7d=Count("pk", filter=Q(success=False)),
-        total_7d=Count("pk"),
-    )
+    by_plugin = aggregates.rollback_windows(now).values()
+    windows = {key: sum(row[key] for row in by_plugin) for key in ("last_24h", "failed_7d", "total_7d")}
     overall = {key: sum(row[key] for row in totals.values()) for key in aggregates.TOTALS_SUMMED}
     return {
         "success_rate_by_plugin": [

@@ -25,6 +25,9 @@ from .models import FLEET_MERCHANT_ID, RollbackHistory
 from .services import kpis, rollback_stats
 
 PAGE_SIZE = 25
+# A fleet can have hundreds of plugins: the page shows those with the lowest success rate (the
+# ones to look at); GET rollback/stats lists them all.
+PLUGINS_SHOWN = 20
 POLL_SECONDS = 5
 
 # Chart geometry (SVG user units); the SVG scales to its container's width.
@@ -60,6 +63,12 @@ class HistoryRow:
     def error_rate_pct(self):
         rate = self.rollback.error_rate_detected
         return rate * 100 if rate is not None else None
+
+
+def worst_plugins(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The PLUGINS_SHOWN plugins with the lowest success rate (then the most rollbacks), by name."""
+    worst = sorted(rows, key=lambda r: (r["success_rate_pct"], -r["total_rollbacks"]))[:PLUGINS_SHOWN]
+    return sorted(worst, key=lambda r: r["plugin_name"])
 
 
 def kpi_rows(kpi: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -194,8 +203,9 @@ class RollbackDashboardMixin(OpsPageMixin):
             kpis=kpi_rows(kpi),
             per_plugin=[
                 {**row, "avg_duration": format_duration(row["avg_duration_ms"])}
-                for row in stats["success_rate_by_plugin"]
+                for row in worst_plugins(stats["success_rate_by_plugin"])
             ],
+            more_plugins=max(0, len(stats["success_rate_by_plugin"]) - PLUGINS_SHOWN),
             overall_avg_duration=format_duration(stats["avg_duration_ms"]),
             chart=chart(kpi["rollbacks_per_day"]["series"]),
             filterset=filterset,

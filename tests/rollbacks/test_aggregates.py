@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from molam_upgrades.sira_rules import Report, count_merchants
 from rollbacks import services
-from rollbacks.aggregates import verify_aggregates
+from rollbacks.aggregates import rollback_windows, verify_aggregates
 from rollbacks.models import RollbackDaily, RollbackTotals, UpgradeLog
 from rollbacks.reports import rollout_error_rate
+from rollbacks.services import completed_rollbacks
 from tests.factories import RollbackFactory, RolloutFactory
 
 pytestmark = pytest.mark.usefixtures("uses_postgres")
@@ -180,3 +181,22 @@ def test_rollback_aggregates_match_the_raw_history_by_plugin_trigger_and_day():
         1,
         3,
     )
+
+
+@pytest.mark.django_db
+def test_sliding_windows_from_daily_figures_and_edges_equal_the_raw_count():
+    now = timezone.now()
+    # Around every edge: 24 hours, the week's partial first day, the week's start, beyond it.
+    for hours in (1, 23, 25, 47, 100, 6 * 24 + 23, 7 * 24 - 1, 7 * 24 + 1, 9 * 24):
+        for plugin, success in (("a", True), ("a", False), ("b", False)):
+            RollbackFactory(plugin_name=plugin, success=success, created_at=now - timedelta(hours=hours))
+    windows = rollback_windows(now)
+    for plugin in ("a", "b"):
+        raw = completed_rollbacks().filter(plugin_name=plugin)
+        week = raw.filter(created_at__gte=now - timedelta(days=7))
+        assert windows[plugin] == {
+            "total_7d": week.count(),
+            "failed_7d": week.filter(success=False).count(),
+            "last_24h": raw.filter(created_at__gte=now - timedelta(hours=24)).count(),
+        }
+    assert windows["a"]["total_7d"] == 14 and windows["b"]["last_24h"] == 2
