@@ -54,7 +54,6 @@ SERVER_ENV = {
     "CACHE_KEY_PREFIX": "scale-bench",
     "DEBUG": "0",
     "SECRET_KEY": "scale-bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "METRICS_TOKEN": "scale-bench-metrics",
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "SECURE_SSL_REDIRECT": "0",
     "SESSION_COOKIE_SECURE": "0",
