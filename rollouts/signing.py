@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
-from molam_agent.errors import VerificationError
-from molam_agent.release import load_public_key
 from molam_upgrades.exceptions import ValidationError
 
 # Bounded like every wait: a release larger than this, or slower than the timeouts, is refused.
@@ -63,6 +61,10 @@ def verify_release(*, download_url: str, sha256: str, signature: str) -> None:
             "Invalid signature: this control plane requires signed releases (a signing key is configured).",
             {"signature": ["Required: a release signing key is configured."]},
         )
+    # Imported here: the agent's release module is only needed when releases must be signed.
+    from molam_agent.errors import VerificationError
+    from molam_agent.release import load_public_key
+
     try:
         key = load_public_key(key_text)
     except VerificationError as exc:
