@@ -239,8 +239,11 @@ def build_stack(tmp: Path) -> Stack:
         stack.web_port = free_port()
         stack.start_web("web", stack.web_port)
 
-        stack.start("worker", "celery", "-A", "molam_upgrades", "worker", "--loglevel=INFO", "--concurrency=1")
-        stack.start("beat", "celery", "-A", "molam_upgrades", "beat", "--loglevel=INFO")
+        worker = stack.start("worker", "celery", "-A", "molam_upgrades", "worker", "--loglevel=INFO", "--concurrency=1")
+        beat = stack.start("beat", "celery", "-A", "molam_upgrades", "beat", "--loglevel=INFO")
+        # Compose gives them a start period before the first healthcheck counts; so does this.
+        wait_until(lambda: " ready." in worker.log.read_text(errors="replace"), 120, "celery worker", worker.proc, worker.log)
+        wait_until(lambda: any((tmp / "var").glob("celerybeat-schedule*")), 60, "celery beat", beat.proc, beat.log)
 
         stack.http_port, stack.https_port, stack.caddy_admin_port = http_port, https_port, free_port()
         caddy_service = stack.start(
