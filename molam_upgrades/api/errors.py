@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DataError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -109,6 +110,7 @@ def json_error(status_code: int, message: str, details: dict | None = None) -> J
     return JsonResponse(error_body(message, details), status=status_code)
 
 
+@csrf_exempt  # a POST to an unknown API path is a JSON 404, never the CSRF page
 def api_not_found(request, *args, **kwargs):
     return json_error(404, f"No API endpoint at {request.path}.")
 
