@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from molam_upgrades.api.fields import BooleanQueryFilter
+
 from .choices import NoticeChannel, NoticeKind, NoticeStatus
 from .models import Merchant, MerchantNotice
 
@@ -11,7 +13,7 @@ from .models import Merchant, MerchantNotice
 class MerchantFilterSet(django_filters.FilterSet):
     country = django_filters.CharFilter()
     tier = django_filters.CharFilter()
-    high_value = django_filters.BooleanFilter()
+    high_value = BooleanQueryFilter()
 
     class Meta:
         model = Merchant

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+import django_filters
 from django.db import IntegrityError, transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, permissions, serializers
@@ -218,9 +219,25 @@ class IdempotencyMixin:
 
 
 class StrictFilterBackend(DjangoFilterBackend):
-    """django-filter; an invalid filter value is a 400 (``raise_exception``), never "no filter"."""
+    """django-filter; an invalid filter value is a 400 (``raise_exception``), never "no filter".
+
+    An empty value is "no filter" only for text filters: ``?merchant_id=`` or ``?status=`` is not
+    a UUID or a choice, so it is refused as the schema says, not silently ignored.
+    """
 
     raise_exception = True
+
+    def filter_queryset(self, request, queryset, view):
+        filterset_class = self.get_filterset_class(view, queryset)
+        if filterset_class is not None:
+            blank = {
+                name: ["This value may not be blank."]
+                for name, field in filterset_class.base_filters.items()
+                if not isinstance(field, django_filters.CharFilter) and request.query_params.get(name) == ""
+            }
+            if blank:
+                raise exceptions.ValidationError(blank)
+        return super().filter_queryset(request, queryset, view)
 
 
 class MolamViewSet(IdempotencyMixin, GenericViewSet):
