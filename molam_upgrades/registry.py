@@ -78,6 +78,7 @@ _metrics: dict[str, MetricsSource] = {}
 _readiness: dict[str, ReadinessCheck] = {}
 _demo: dict[str, DemoData] = {}
 _kpis: dict[str, Callable[[], Any]] = {}
+_sira_checks: dict[str, Callable[..., list]] = {}
 
 
 def register_api_urls(module: str) -> None:
@@ -115,6 +116,19 @@ def kpi_value(name: str) -> Any:
     """The registered KPI's current value; None when no app provides it."""
     value = _kpis.get(name)
     return value() if value is not None else None
+
+
+def register_sira_check(name: str, check: Callable[..., list]) -> None:
+    """An extra rule Sira runs in every auto-check, after the error-rate rule.
+
+    ``check(actor=...)`` pauses what it must through the rollouts pause service and returns the
+    rollouts it paused (objects with ``as_dict()``).
+    """
+    _sira_checks[name] = check
+
+
+def sira_checks() -> list[Callable[..., list]]:
+    return list(_sira_checks.values())
 
 
 def api_url_modules() -> list[str]:

@@ -327,6 +327,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "merchants.tasks.send_due_notices",
         "schedule": timedelta(minutes=1),
     },
+    "expire-rollback-approvals": {
+        "task": "rollbacks.tasks.expire_rollback_approvals",
+        "schedule": timedelta(minutes=1),
+    },
 }
 
 # --- Alerts (PagerDuty Events API v2) -------------------------------------------------------
@@ -366,7 +370,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Molam upgrades <upgr
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 # A forced rollback of a high-value merchant waits this long for a second person's approval,
 # and an approved one this long for the merchant's agent; after that it is never executed.
-ROLLBACK_APPROVAL_TTL_HOURS = env.int("ROLLBACK_APPROVAL_TTL_HOURS", default=24)
+# Keep twice this below the agent's forced_rollback_max_age_s (24 h), counted from creation.
+ROLLBACK_APPROVAL_TTL_HOURS = env.float("ROLLBACK_APPROVAL_TTL_HOURS", default=4)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")

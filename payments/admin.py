@@ -27,5 +27,5 @@ class PaymentHealthReportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(CanaryAnalysis)
 class CanaryAnalysisAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("rollout", "verdict", "success_verdict", "latency_verdict", "computed_at")
+    list_display = ("rollout_id", "verdict", "success_verdict", "latency_verdict", "computed_at")
     list_filter = ("verdict",)

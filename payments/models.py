@@ -64,7 +64,9 @@ class CanaryAnalysis(models.Model):
     p-values, margins), so the detail page, ``/metrics`` and a pause reason all show the same.
     """
 
-    rollout = models.OneToOneField("rollouts.Rollout", on_delete=models.CASCADE, related_name="+")
+    # A plain id, not a foreign key: a foreign key would take a share lock on the rollout row
+    # on every write, and Sira runs (and the SQL function) lock that row to pause it.
+    rollout_id = models.BigIntegerField(unique=True)
     verdict = models.CharField(max_length=16, choices=Verdict.choices)
     success_verdict = models.CharField(max_length=16, choices=Verdict.choices)
     latency_verdict = models.CharField(max_length=16, choices=Verdict.choices)

@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from rollouts.choices import OPEN_STATES
+from rollouts.models import Rollout
 
 from .choices import Verdict
 from .models import CanaryAnalysis
@@ -20,14 +21,18 @@ LABELS = ["rollout_id", "plugin", "version"]
 
 
 def read(now: datetime) -> list[dict[str, Any]]:
-    """The stored verdicts of active and paused rollouts (one query, no history scan)."""
+    """The stored verdicts of active and paused rollouts (two queries, no history scan)."""
+    rollouts = {
+        r.pk: r for r in Rollout.objects.filter(status__in=OPEN_STATES).only("plugin_name", "version")
+    }
     rows = []
-    for analysis in CanaryAnalysis.objects.filter(rollout__status__in=OPEN_STATES).select_related("rollout"):
+    for analysis in CanaryAnalysis.objects.filter(rollout_id__in=list(rollouts)):
+        rollout = rollouts[analysis.rollout_id]
         figures = analysis.figures or {}
         success, latency = figures.get("success_rate", {}), figures.get("latency", {})
         rows.append(
             {
-                "labels": [str(analysis.rollout_id), analysis.rollout.plugin_name, analysis.rollout.version],
+                "labels": [str(analysis.rollout_id), rollout.plugin_name, rollout.version],
                 "verdict": analysis.verdict,
                 "computed_at": analysis.computed_at.timestamp(),
                 "success_rate": {

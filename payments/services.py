@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
 
+from molam_upgrades.alerts import raise_alert
+from molam_upgrades.choices import AlertSeverity
 from rollouts.choices import RolloutStatus
+from rollouts.metrics import RolloutErrorRate, rollout_error_rate
 from rollouts.models import Rollout
 
 from . import analysis
@@ -61,7 +65,7 @@ def analyse_rollout(rollout: Rollout, *, now: datetime | None = None) -> CanaryA
     """Compare a rollout's canary with its baseline and keep the result (one row per rollout)."""
     comparison = analysis.compare(rollout, now=now)
     result, _ = CanaryAnalysis.objects.update_or_create(
-        rollout=rollout,
+        rollout_id=rollout.pk,
         defaults={
             "verdict": comparison.verdict,
             "success_verdict": comparison.success.verdict,
@@ -95,10 +99,13 @@ def canary_pause_reason(result: CanaryAnalysis) -> str:
 
 @dataclass(frozen=True)
 class CanaryPause:
+    """A rollout the canary check paused, in the shape of the auto-check's ``paused_rollouts``."""
+
     rollout_id: int
     plugin_name: str
     version: str
-    verdict: str
+    threshold: Decimal
+    health: RolloutErrorRate  # the upgrade figures at that moment (the canary rule is another one)
     reason: str
 
     def as_dict(self) -> dict:
@@ -106,8 +113,13 @@ class CanaryPause:
             "rollout_id": self.rollout_id,
             "plugin_name": self.plugin_name,
             "version": self.version,
+            "error_rate": float(self.health.error_rate),
+            "threshold": float(self.threshold),
+            "merchants_reporting": self.health.merchants,
+            "merchants_failed": self.health.merchants_failed,
+            "upgrades_total": self.health.reports,
+            "upgrades_failed": self.health.reports_failed,
             "check": "payment_canary",
-            "verdict": self.verdict,
             "reason": self.reason,
         }
 
@@ -115,9 +127,11 @@ class CanaryPause:
 def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[CanaryPause]:
     """The Sira payment rule: judge every monitored active rollout, pause those that fail.
 
-    The pause goes through the rollouts pause service (row lock, allowed-move check, audit
-    entry), and a rollout paused meanwhile by someone else is left alone, so two overlapping
-    runs pause a rollout once.
+    Registered as a Sira check (``PaymentsConfig.ready``), so the beat, ``POST
+    rollouts/auto-check`` and ``manage.py auto_check`` run it in the same auto-check as the
+    error-rate rule. The pause goes through the rollouts pause service (row lock, allowed-move
+    check, audit entry, marked as Sira's); a rollout paused meanwhile by anyone else is left
+    alone, so overlapping runs pause a rollout once.
     """
     from rollouts import services as rollout_services
 
@@ -133,11 +147,29 @@ def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[
             )
             if locked is None:
                 continue  # paused or completed meanwhile
-            rollout_services.pause_rollout(rollout.pk, actor=actor, reason=reason)
+            rollout_services.change_rollout(
+                rollout.pk, actor=actor, status=RolloutStatus.PAUSED, reason=reason, auto=True
+            )
+            raise_alert(
+                kind="rollout_canary_failed",
+                summary=f"Rollout paused by Sira: {rollout.plugin_name} {rollout.version} hurts payments",
+                dedup_key=f"rollout-canary-failed-{rollout.pk}",
+                severity=AlertSeverity.ERROR,
+                details={"rollout_id": rollout.pk, "reason": reason, "figures": result.figures},
+            )
         logger.warning(
             "rollout paused by the canary check: %s",
             reason,
             extra={"event": "rollout_canary_paused", "rollout_id": rollout.pk},
         )
-        paused.append(CanaryPause(rollout.pk, rollout.plugin_name, rollout.version, result.verdict, reason))
+        paused.append(
+            CanaryPause(
+                rollout_id=rollout.pk,
+                plugin_name=rollout.plugin_name,
+                version=rollout.version,
+                threshold=rollout.error_threshold,
+                health=rollout_error_rate(rollout.pk),
+                reason=reason,
+            )
+        )
     return paused

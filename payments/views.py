@@ -22,7 +22,7 @@ FRESH_FOR = timedelta(minutes=5)
 
 def canary_context(rollout: Rollout) -> dict[str, Any]:
     """What ``payments/partials/canary.html`` needs for a rollout: ``{"canary": {...}}``."""
-    analysis = CanaryAnalysis.objects.filter(rollout=rollout).first()
+    analysis = CanaryAnalysis.objects.filter(rollout_id=rollout.pk).first()
     if rollout.is_open and (analysis is None or analysis.computed_at < timezone.now() - FRESH_FOR):
         analysis = services.analyse_rollout(rollout)
     if analysis is None:

@@ -35,3 +35,16 @@ class RollbackProgress(models.TextChoices):
 
     IN_PROGRESS = "in_progress", "In progress"
     COMPLETED = "completed", "Completed"
+
+
+class ApprovalStatus(models.TextChoices):
+    """Four-eyes state of an operator-forced rollback of a high-value merchant (``approvals.py``)."""
+
+    AWAITING = "awaiting_approval", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+# Refused or lapsed: never handed to an agent, and no longer blocking a new forced rollback.
+CLOSED_APPROVAL_STATES = (ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED)

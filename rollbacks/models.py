@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
-from .choices import RollbackStatus, RollbackTrigger, UpgradeStatus
+from .choices import ApprovalStatus, RollbackStatus, RollbackTrigger, UpgradeStatus
 
 # Sira pauses are fleet-wide events, not one merchant's rollback: they are recorded in the
 # rollback history under the nil merchant id.
@@ -82,6 +82,15 @@ class RollbackHistory(models.Model):
     initiated_by = models.CharField(max_length=160, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Four-eyes approval of an operator-forced rollback of a high-value merchant (approvals.py);
+    # NULL when none is needed.
+    approval_status = models.CharField(max_length=20, choices=ApprovalStatus.choices, null=True, blank=True)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # Nullable: the SQL functions insert history rows without naming these columns.
+    decided_by = models.CharField(max_length=160, null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(null=True, blank=True)
 
     class Meta:
         db_table = "plugin_rollback_history"

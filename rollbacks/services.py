@@ -16,8 +16,8 @@ from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition
 from molam_upgrades.models import AuditEntry
 
-from . import aggregates
-from .choices import RollbackStatus, RollbackTrigger, UpgradeStatus
+from . import aggregates, approvals
+from .choices import CLOSED_APPROVAL_STATES, RollbackStatus, RollbackTrigger, UpgradeStatus
 from .models import FLEET_MERCHANT_ID, RollbackHistory, UpgradeLog
 
 logger = logging.getLogger("molam.rollbacks")
@@ -125,6 +125,7 @@ def initiate_rollback(
                     rollback_trigger=RollbackTrigger.OPERATOR_FORCED,
                     completed_at__isnull=True,
                 )
+                .exclude(approval_status__in=CLOSED_APPROVAL_STATES)
                 .first()
             )
             if duplicate is not None:
@@ -155,6 +156,8 @@ def initiate_rollback(
                     "reason": reason,
                 },
             )
+            # High-value merchant: held for a second person's approval; else the merchant is told.
+            approvals.after_forced_rollback(rollback, actor=actor)
     logger.info(
         "rollback initiated: %s %s→%s (%s)",
         plugin_name,
@@ -184,6 +187,7 @@ def complete_rollback(
         locked = RollbackHistory.objects.select_for_update().get(pk=rollback.pk)
         if locked.completed_at is not None:
             raise InvalidTransition("This rollback was already completed.")
+        approvals.check_completable(locked)
         locked.success = success
         locked.duration_ms = duration_ms
         locked.files_restored = files_restored

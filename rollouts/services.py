@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from molam_upgrades import registry
 from molam_upgrades.alerts import raise_alert
 from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition, NotFound
@@ -154,6 +155,7 @@ def change_rollout(
     status: str | None = None,
     reason: str | None = None,
     expected_percentage: Decimal | None = None,
+    auto: bool = False,
 ) -> Rollout:
     """Change a rollout's percentage and/or status atomically (allowed moves only, 409 else).
 
@@ -191,7 +193,7 @@ def change_rollout(
                     },
                 )
         if status is not None:
-            _apply_status(rollout, status, actor=actor, reason=reason)
+            _apply_status(rollout, status, actor=actor, reason=reason, auto=auto)
             AuditEntry.record(
                 actor=actor,
                 action=_ACTIONS[status],
@@ -307,6 +309,9 @@ def auto_pause_failing_rollouts(*, source: str, actor: str = SIRA_ACTOR) -> list
         result = _auto_pause_one(row["pk"], actor=actor, health=health)
         if result is not None:
             paused.append(result)
+    # Rules other apps register (the payments canary check) run in the same auto-check.
+    for check in registry.sira_checks():
+        paused.extend(check(actor=actor))
     AutoCheckRun.objects.filter(pk=run.pk).update(
         finished_at=timezone.now(), checked_count=len(candidates), paused_count=len(paused)
     )

@@ -50,6 +50,12 @@ class RollbackInitiateSerializer(serializers.Serializer):
     reason = ReasonField(allow_blank=True)
 
 
+class ApprovalDecisionSerializer(serializers.Serializer):
+    """Approve or reject a forced rollback awaiting approval (four eyes)."""
+
+    reason = ReasonField(required=False, allow_blank=True)
+
+
 class RollbackCompleteSerializer(serializers.Serializer):
     success = StrictBooleanField()
     duration_ms = StrictIntegerField(min_value=0, max_value=MAX_DURATION_MS)
@@ -117,6 +123,10 @@ class RollbackSerializer(OutputModelSerializer):
             "status",
             "created_at",
             "completed_at",
+            "approval_status",
+            "approval_expires_at",
+            "decided_by",
+            "decided_at",
         ]
 
 

@@ -8,14 +8,15 @@ from rest_framework.response import Response
 
 from molam_upgrades.api.schema import errors
 from molam_upgrades.api.viewsets import UUID_PATH, MolamViewSet, PageSerializer
-from molam_upgrades.choices import OPERATORS, READERS, REPORTERS
+from molam_upgrades.choices import OPERATORS, READERS, REPORTERS, Role
 from molam_upgrades.exceptions import Forbidden, ValidationError
 
-from .. import history, services
+from .. import approvals, history, services
 from ..choices import RollbackTrigger
 from ..filtersets import RollbackHistoryFilterSet
 from ..models import RollbackHistory, UpgradeLog
 from .serializers import (
+    ApprovalDecisionSerializer,
     PendingQuerySerializer,
     PendingRollbacksResponse,
     RollbackCompleteSerializer,
@@ -67,6 +68,9 @@ class RollbackViewSet(MolamViewSet):
         "pending": REPORTERS,
         "history": READERS,
         "stats": READERS,
+        # Four eyes: a second person, a payments admin (approvals.py refuses the requester).
+        "approve": frozenset({Role.PAY_ADMIN}),
+        "reject": frozenset({Role.PAY_ADMIN}),
     }
 
     @extend_schema(
@@ -117,6 +121,8 @@ class RollbackViewSet(MolamViewSet):
         queryset = self.get_queryset().filter(
             rollback_trigger=RollbackTrigger.OPERATOR_FORCED, completed_at__isnull=True
         )
+        # Four eyes: only rollbacks that need no approval, or are approved and not expired.
+        queryset = queryset.filter(approvals.executable())
         if params.get("merchant_id"):
             queryset = queryset.filter(merchant_id=params["merchant_id"])
         if params.get("plugin_name"):
@@ -164,3 +170,25 @@ class RollbackViewSet(MolamViewSet):
         stats = services.rollback_stats()
         stats["kpis"] = services.kpis(stats)
         return self.respond(RollbackStatsSerializer, stats)
+
+    @extend_schema(
+        summary="Approve a forced rollback of a high-value merchant (pay_admin, not the requester)",
+        request=ApprovalDecisionSerializer,
+        responses={200: RollbackResponse, **errors(409)},
+    )
+    @action(detail=True, methods=["post"])
+    def approve(self, request, rollback_id):
+        data = self.validated(ApprovalDecisionSerializer)
+        rollback = approvals.approve(self.get_object().pk, actor=self.principal.actor, **data)
+        return self.respond(RollbackResponse, {"ok": True, "rollback": rollback})
+
+    @extend_schema(
+        summary="Reject a forced rollback of a high-value merchant (pay_admin, not the requester)",
+        request=ApprovalDecisionSerializer,
+        responses={200: RollbackResponse, **errors(409)},
+    )
+    @action(detail=True, methods=["post"])
+    def reject(self, request, rollback_id):
+        data = self.validated(ApprovalDecisionSerializer)
+        rollback = approvals.reject(self.get_object().pk, actor=self.principal.actor, **data)
+        return self.respond(RollbackResponse, {"ok": True, "rollback": rollback})

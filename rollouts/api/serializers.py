@@ -413,6 +413,10 @@ class PausedRolloutSerializer(serializers.Serializer):
     merchants_failed = serializers.IntegerField()
     upgrades_total = serializers.IntegerField()
     upgrades_failed = serializers.IntegerField()
+    check = serializers.CharField(
+        required=False, help_text="The Sira rule that paused it when not the error rate (payment_canary)."
+    )
+    reason = serializers.CharField(required=False, help_text="The pause reason, with the test's figures.")
 
 
 AutoCheckResponse = envelope(

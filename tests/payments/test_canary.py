@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from molam_upgrades.models import AuditEntry
 from payments import analysis, services
@@ -52,7 +53,7 @@ def test_a_success_rate_drop_from_98_to_93_percent_fails_and_sira_pauses_with_th
     assert [p.rollout_id for p in paused] == [rollout.pk]
     rollout.refresh_from_db()
     assert rollout.status == "paused"
-    result = CanaryAnalysis.objects.get(rollout=rollout)
+    result = CanaryAnalysis.objects.get(rollout_id=rollout.pk)
     figures = result.figures["success_rate"]
     assert result.verdict == "fail" and result.success_verdict == "fail"
     assert figures["canary_merchants"] == 30 and figures["baseline_merchants"] == 60
@@ -74,7 +75,7 @@ def test_noise_only_passes_and_nothing_is_paused(rollout):
 
     rollout.refresh_from_db()
     assert rollout.status == "active"
-    result = CanaryAnalysis.objects.get(rollout=rollout)
+    result = CanaryAnalysis.objects.get(rollout_id=rollout.pk)
     assert result.verdict == "pass", result.summary
     assert result.figures["success_rate"]["p_value"] > 0.01
     assert result.figures["latency"]["verdict"] == "pass"
@@ -93,7 +94,7 @@ def test_too_few_canary_merchants_is_inconclusive_and_never_pauses(rollout):
 
     rollout.refresh_from_db()
     assert rollout.status == "active"
-    result = CanaryAnalysis.objects.get(rollout=rollout)
+    result = CanaryAnalysis.objects.get(rollout_id=rollout.pk)
     assert result.verdict == "inconclusive"
     assert "not enough data yet: 4 canary" in result.summary
 
@@ -104,7 +105,7 @@ def test_a_latency_regression_fails_on_mann_whitney_and_pauses(rollout):
     paused = services.check_canaries(now=NOW)
 
     assert [p.rollout_id for p in paused] == [rollout.pk]
-    result = CanaryAnalysis.objects.get(rollout=rollout)
+    result = CanaryAnalysis.objects.get(rollout_id=rollout.pk)
     assert result.latency_verdict == "fail" and result.success_verdict == "pass"
     latency = result.figures["latency"]
     assert latency["canary_merchants"] == 20 and latency["baseline_merchants"] == 60
@@ -122,7 +123,7 @@ def test_latency_within_the_margin_passes(rollout):
 def test_a_latency_regression_with_too_few_merchants_is_inconclusive(rollout):
     fleet(rollout, Side(5, 0.98, p95_ms=4000), Side(60, 0.98, p95_ms=900))
     assert services.check_canaries(now=NOW) == []
-    assert CanaryAnalysis.objects.get(rollout=rollout).latency_verdict == "inconclusive"
+    assert CanaryAnalysis.objects.get(rollout_id=rollout.pk).latency_verdict == "inconclusive"
 
 
 def test_the_margin_is_configurable(rollout, settings):
@@ -201,3 +202,34 @@ def _selected(rollout, merchant_id) -> bool:
     return cohort.selected(
         cohort.bucket_for(rollout.plugin_name, rollout.version, merchant_id), rollout.rollout_percentage
     )
+
+
+def test_the_sira_auto_check_runs_the_canary_rule_and_marks_the_pause_as_sira(rollout, cast):
+    from molam_upgrades.models import Alert
+
+    fleet(rollout, Side(30, 0.93), Side(60, 0.98))
+    with time_machine.travel(NOW, tick=False):
+        response = cast.sira.post("rollouts/auto-check")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["paused_count"] == 1
+    [paused] = body["paused_rollouts"]
+    assert paused["rollout_id"] == rollout.pk and paused["check"] == "payment_canary"
+    assert "payment success rate" in paused["reason"]
+    rollout.refresh_from_db()
+    assert rollout.status == "paused" and rollout.auto_paused is True and rollout.paused_by == "client:sira"
+    assert Alert.objects.filter(kind="rollout_canary_failed").count() == 1
+    # The next run pauses nothing new.
+    with time_machine.travel(NOW, tick=False):
+        assert cast.sira.post("rollouts/auto-check").json()["paused_count"] == 0
+
+
+def test_the_auto_check_does_not_pause_on_noise(rollout):
+    from rollouts import services as rollout_services
+
+    fleet(rollout, Side(30, 0.98), Side(60, 0.98), seed=11)
+    with time_machine.travel(NOW, tick=False):
+        assert rollout_services.auto_pause_failing_rollouts(source="command") == []
+    rollout.refresh_from_db()
+    assert rollout.status == "active"
