@@ -40,7 +40,7 @@ class RollbackApprovalsView(OpsPageMixin):
         )
         can_decide = Role.PAY_ADMIN in user_roles(request.user)
         context: dict[str, Any] = self.page_context(
-            nav="rollbacks",
+            nav="approvals",
             waiting=[_row(r, names, can_decide, self.actor) for r in waiting],
             recent=[_row(r, names, False, self.actor) for r in recent],
             can_decide=can_decide,
