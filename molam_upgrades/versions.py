@@ -16,6 +16,8 @@ from molam_agent import versions as _agent
 
 PLUGIN_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VERSION_MAX_LENGTH = _agent.MAX_LENGTH
+# The same grammar as an OpenAPI ``pattern`` (ECMA regex: no named groups), published by VersionField.
+VERSION_PATTERN = re.sub(r"\(\?P<\w+>", "(?:", _agent._VERSION_RE.pattern)
 COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
 TIER_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 

@@ -7,11 +7,12 @@ import re
 
 import django_filters
 from django import forms
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..versions import PLUGIN_NAME_RE, VERSION_MAX_LENGTH, is_valid_version
+from ..versions import PLUGIN_NAME_RE, VERSION_MAX_LENGTH, VERSION_PATTERN, is_valid_version
 
 
 class PluginNameField(serializers.CharField):
@@ -22,6 +23,8 @@ class PluginNameField(serializers.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 64)
         super().__init__(**kwargs)
+        # Published as the schema's ``pattern`` (drf-spectacular reads RegexValidator).
+        self.validators.append(RegexValidator(PLUGIN_NAME_RE))
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -40,6 +43,8 @@ class VersionField(serializers.CharField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", VERSION_MAX_LENGTH)
         super().__init__(**kwargs)
+        # Published as the schema's ``pattern``; is_valid_version stays the check.
+        self.validators.append(RegexValidator(VERSION_PATTERN))
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -91,6 +91,18 @@ class MerchantObjectPermission(permissions.BasePermission):
         return getattr(obj, field) == principal.merchant_id
 
 
+def refuse_blank_query_values(params, names) -> None:
+    """``?limit=`` or ``?merchant_id=`` is refused (400) for every parameter in ``names``: DRF and
+    django-filter would read an empty value as "not given", which the schema does not say."""
+    blank = {name: ["This value may not be blank."] for name in names if params.get(name) == ""}
+    if blank:
+        raise exceptions.ValidationError(blank)
+
+
+def _non_blank_fields(serializer_class: type[serializers.Serializer]) -> list[str]:
+    return [name for name, field in serializer_class().fields.items() if not getattr(field, "allow_blank", False)]
+
+
 # --- pagination -----------------------------------------------------------------------------
 
 
@@ -113,6 +125,7 @@ class SeedPagination(LimitOffsetPagination):
     results_key = "results"
 
     def paginate_queryset(self, queryset, request, view=None):
+        refuse_blank_query_values(request.query_params, ("limit", "offset"))
         serializer = PageSerializer(data=request.query_params)
         serializer.is_valid(raise_exception=True)
         self.limit = serializer.validated_data["limit"]
@@ -230,13 +243,10 @@ class StrictFilterBackend(DjangoFilterBackend):
     def filter_queryset(self, request, queryset, view):
         filterset_class = self.get_filterset_class(view, queryset)
         if filterset_class is not None:
-            blank = {
-                name: ["This value may not be blank."]
-                for name, field in filterset_class.base_filters.items()
-                if not isinstance(field, django_filters.CharFilter) and request.query_params.get(name) == ""
-            }
-            if blank:
-                raise exceptions.ValidationError(blank)
+            refuse_blank_query_values(
+                request.query_params,
+                [n for n, f in filterset_class.base_filters.items() if not isinstance(f, django_filters.CharFilter)],
+            )
         return super().filter_queryset(request, queryset, view)
 
 
@@ -322,6 +332,7 @@ class MolamViewSet(IdempotencyMixin, GenericViewSet):
         return serializer
 
     def validated_query(self, serializer_class: type[serializers.Serializer]) -> dict:
+        refuse_blank_query_values(self.request.query_params, _non_blank_fields(serializer_class))
         serializer = serializer_class(data=self.request.query_params)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data

@@ -140,6 +140,7 @@ class RollbackViewSet(MolamViewSet):
                 str,
                 description="<created_at>,<rollback_id> of the last row already seen: the rows after it. "
                 "Not with offset.",
+                pattern=r"^\s*\d{4}-\d{2}-\d{2}[T ][0-9:.+ Z-]+,\s*[0-9A-Fa-f-]{32,36}\s*$",
             ),
         ],
         responses={200: RollbackSerializer(many=True), **errors(400)},
