@@ -140,7 +140,7 @@ class RolloutPlanViewSet(MolamViewSet):
         responses={200: PlanResponse, **errors(409)},
     )
     def hold(self, request, rollout_id):
-        reason = self.validated(ReasonSerializer, request.data or {}).get("reason", "")
+        reason = self.validated(ReasonSerializer).get("reason", "")
         return self._control(rollout_id, services.hold_plan, reason=reason)
 
     @extend_schema(
@@ -159,7 +159,7 @@ class RolloutPlanViewSet(MolamViewSet):
         responses={200: PlanResponse, **errors(409)},
     )
     def skip(self, request, rollout_id):
-        reason = self.validated(ReasonSerializer, request.data or {}).get("reason", "")
+        reason = self.validated(ReasonSerializer).get("reason", "")
         return self._control(rollout_id, services.skip_stage, reason=reason)
 
     @extend_schema(
@@ -169,7 +169,7 @@ class RolloutPlanViewSet(MolamViewSet):
         responses={200: PlanResponse, **errors(409)},
     )
     def back(self, request, rollout_id):
-        reason = self.validated(ReasonSerializer, request.data or {}).get("reason", "")
+        reason = self.validated(ReasonSerializer).get("reason", "")
         return self._control(rollout_id, services.back_stage, reason=reason)
 
 

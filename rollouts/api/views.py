@@ -152,7 +152,7 @@ class RolloutViewSet(ListMixin, MolamViewSet):
     @action(detail=True, methods=["post"])
     def pause(self, request, key: str):
         rollout_id = _rollout_id(key)
-        data = self.validated(PauseSerializer, request.data if request.data else {})
+        data = self.validated(PauseSerializer)
         rollout = services.pause_rollout(
             rollout_id, actor=self.principal.actor, reason=data.get("reason") or None
         )
