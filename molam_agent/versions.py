@@ -14,7 +14,8 @@ from .errors import ConfigError, VerificationError
 MAX_LENGTH = 64
 _IDENTIFIERS = r"[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*"
 _VERSION_RE = re.compile(
-    rf"^(?P<release>\d{{1,9}}(?:\.\d{{1,9}})*)(?:-(?P<pre>{_IDENTIFIERS}))?(?:\+(?P<build>{_IDENTIFIERS}))?$"
+    rf"^(?P<release>\d{{1,9}}(?:\.\d{{1,9}})*)(?:-(?P<pre>{_IDENTIFIERS}))?(?:\+(?P<build>{_IDENTIFIERS}))?$",
+    re.ASCII,  # \d is 0-9 only, as in the published pattern: "٤.0.0" is not a version
 )
 # The same header WordPress reads (get_file_data): "Version: 3.9.0" in the first 8 KiB.
 _WP_HEADER_RE = re.compile(r"^[ \t/*#@]*Version:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
