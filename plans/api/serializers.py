@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from molam_upgrades.api.fields import ReasonField
+from molam_upgrades.api.fields import ReasonField, StrictIntegerField
 from molam_upgrades.api.serializers import envelope
 from rollouts.api.serializers import RolloutCreateSerializer
 from rollouts.cohort import as_number
@@ -116,7 +116,7 @@ class ReasonSerializer(serializers.Serializer):
 class SimulateSerializer(RolloutCreateSerializer):
     """The fields of ``POST rollouts`` (same rules), plus how many ids to sample."""
 
-    sample_size = serializers.IntegerField(required=False, min_value=0, max_value=100, default=20)
+    sample_size = StrictIntegerField(required=False, min_value=0, max_value=100, default=20)
 
 
 # --- output ---------------------------------------------------------------------------------

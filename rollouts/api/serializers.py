@@ -49,10 +49,27 @@ def percentage_field(**kwargs) -> StrictDecimalField:
     )
 
 
+def _refuse_too_many(field: serializers.ListField, data) -> None:
+    """``max_length`` counts the items sent (the schema's maxItems), not what is left after dedup."""
+    if field.max_length is not None and isinstance(data, list) and len(data) > field.max_length:
+        field.fail("max_length", max_length=field.max_length)
+
+
+@extend_schema_field({"type": "string", "pattern": COUNTRY_RE.pattern})
+class _CountryCode(serializers.CharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "pattern": TIER_RE.pattern})
+class _Tier(serializers.CharField):
+    pass
+
+
 class CountryListField(serializers.ListField):
-    child = serializers.CharField()
+    child = _CountryCode()
 
     def to_internal_value(self, data):
+        _refuse_too_many(self, data)
         values = super().to_internal_value(data)
         bad = [v for v in values if not COUNTRY_RE.match(v)]
         if bad:
@@ -63,9 +80,10 @@ class CountryListField(serializers.ListField):
 
 
 class TierListField(serializers.ListField):
-    child = serializers.CharField()
+    child = _Tier()
 
     def to_internal_value(self, data):
+        _refuse_too_many(self, data)
         values = super().to_internal_value(data)
         bad = [v for v in values if not TIER_RE.match(v)]
         if bad:
