@@ -8,6 +8,7 @@ import re
 import django_filters
 from django import forms
 from django.core.validators import RegexValidator
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -124,6 +125,23 @@ class NumberField(serializers.Field):
 
     def to_representation(self, value):
         return value
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An input time with its offset (``Z`` or ``+01:00``), as OpenAPI's ``date-time`` says: a time
+    without one would be read in the server's zone, silently."""
+
+    default_error_messages = {"naive": "Give the time zone offset, e.g. 2026-11-29T08:00:00Z."}
+
+    def to_internal_value(self, value):
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value)
 
 
 class IsoDateTimeField(serializers.DateTimeField):

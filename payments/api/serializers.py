@@ -7,7 +7,13 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
-from molam_upgrades.api.fields import PluginNameField, StrictIntegerField, StrictUUIDField, VersionField
+from molam_upgrades.api.fields import (
+    AwareDateTimeField,
+    PluginNameField,
+    StrictIntegerField,
+    StrictUUIDField,
+    VersionField,
+)
 from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
 from ..choices import FailureReason
@@ -61,7 +67,7 @@ class PaymentHealthInputSerializer(serializers.Serializer):
     merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     installed_version = VersionField()
-    hour = serializers.DateTimeField(help_text="Start of the UTC hour, e.g. 2026-11-29T08:00:00Z.")
+    hour = AwareDateTimeField(help_text="Start of the UTC hour, e.g. 2026-11-29T08:00:00Z.")
     attempted = StrictIntegerField(min_value=0, max_value=MAX_PER_HOUR)
     succeeded = StrictIntegerField(min_value=0, max_value=MAX_PER_HOUR)
     failed_by_reason = FailedByReasonField(required=False, default=dict)

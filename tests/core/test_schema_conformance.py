@@ -371,3 +371,20 @@ def test_rollback_approval_refuses_bad_bodies_and_stays_pending(http):
 def test_simulate_refuses_what_its_schema_refuses(http, override):
     body = {"plugin_name": "woocommerce", "version": "5.0.0", "percentage": 10, **override}
     assert_json_error(http["ops"]("POST", "rollouts/simulate", body), 400)
+
+
+def test_a_payment_health_hour_without_its_offset_is_refused(http):
+    from payments.models import PaymentHealthReport
+
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    report = {
+        "merchant_id": str(MERCHANT_A),
+        "plugin_name": "woocommerce",
+        "installed_version": "4.0.0",
+        "attempted": 10,
+        "succeeded": 9,
+    }
+    body = assert_json_error(http["a"]("POST", "payment-health", {**report, "hour": hour.strftime("%Y-%m-%dT%H:%M:%S")}), 400)
+    assert "hour" in body["details"]
+    assert not PaymentHealthReport.objects.exists()
+    assert http["a"]("POST", "payment-health", {**report, "hour": hour.strftime("%Y-%m-%dT%H:00:00Z")}).status_code == 201
