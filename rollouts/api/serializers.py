@@ -33,6 +33,11 @@ from ..signing import check_download_url
 class StrictDecimalField(serializers.DecimalField):
     """A JSON number (not a string or a boolean) with bounded precision."""
 
+    def __init__(self, **kwargs):
+        # Published as a number (the only input accepted), not DRF's default decimal string.
+        kwargs.setdefault("coerce_to_string", False)
+        super().__init__(**kwargs)
+
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             self.fail("invalid")

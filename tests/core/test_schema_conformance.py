@@ -388,3 +388,16 @@ def test_a_payment_health_hour_without_its_offset_is_refused(http):
     assert "hour" in body["details"]
     assert not PaymentHealthReport.objects.exists()
     assert http["a"]("POST", "payment-health", {**report, "hour": hour.strftime("%Y-%m-%dT%H:00:00Z")}).status_code == 201
+
+
+def test_rollout_percentages_are_documented_as_the_json_numbers_the_api_takes(http, live_server):
+    document = yaml.safe_load(
+        requests.get(
+            f"{live_server.url}/api/schema/", headers={"Authorization": f"Bearer {http['ops'].token}"}, timeout=30
+        ).text
+    )
+    for name in ("RolloutCreate", "PatchedRolloutPatch", "Simulate"):
+        assert document["components"]["schemas"][name]["properties"]["percentage"]["type"] == "number", name
+    body = {"plugin_name": "woocommerce", "version": "5.0.0", "percentage": "10"}
+    assert_json_error(http["ops"]("POST", "rollouts", body), 400)
+    assert http["ops"]("POST", "rollouts", {**body, "percentage": 10}).status_code == 201
