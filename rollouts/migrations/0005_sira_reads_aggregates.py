@@ -55,6 +55,17 @@ BEGIN
     VALUES ('sql', 'sira', clock_timestamp(), 0, 0) RETURNING id INTO run_id;
 
     SELECT count(*) INTO checked FROM plugin_rollouts WHERE status = 'active' AND sira_monitoring;
+    -- Lock every candidate, in id order, before writing anything. The audit trigger takes an
+    -- advisory lock until commit; a run holding it while waiting for a rollout row would deadlock
+    -- with a Python run (one transaction per rollout: row lock first, then the audit insert).
+    PERFORM 1
+       FROM plugin_rollouts ro CROSS JOIN LATERAL get_rollout_merchant_counts(ro.id) s
+      WHERE ro.status = 'active' AND ro.sira_monitoring
+        AND s.merchants >= ro.min_sample_size AND s.merchants > 0
+        AND CASE WHEN ro.wilson_gate THEN s.wilson_lower_bound > ro.error_threshold::float8
+                 ELSE s.error_rate > ro.error_threshold END
+      ORDER BY ro.id
+        FOR UPDATE OF ro;
     -- Candidates from the aggregates in one statement; each is then locked and re-checked (FOR
     -- UPDATE waits for a concurrent run), so every rollout is paused once.
     FOR c IN
