@@ -2,15 +2,18 @@
 
 Resolving a token is cached in each process (``auth.resolve_token``); a revocation or rotation
 bumps a *generation* counter in the shared cache (Redis in production), which every process
-compares on every request: a revoked token stops working everywhere at once, not after the
-in-process cache expires.
+compares on every request, from a copy Redis invalidates (``_GenerationWatch``): a revoked token
+stops working everywhere at once, not after the in-process cache expires.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from uuid import UUID
 
+import redis
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
@@ -29,10 +32,12 @@ _seen: tuple[float, int | None] = (0.0, None)  # (re-read after, generation) in 
 def credentials_generation() -> int | None:
     """The shared revocation counter; None when the shared cache cannot be read.
 
-    Read on every API request (``API_REVOCATION_CHECK_SECONDS`` = 0, the default: a revocation
-    is refused everywhere at once), so on Redis it is one plain ``GET`` through a per-process
-    client. A deployment that prefers throughput may let each process reuse what it read for
-    a few seconds; a revocation then takes at most that long to bite elsewhere.
+    Consulted on every API request. On Redis it costs no round trip: each process reads the
+    counter once over its own connection with ``CLIENT TRACKING`` on (``_GenerationWatch``);
+    Redis then pushes an invalidation on that connection when the counter changes, and every
+    request first polls the socket (one non-blocking syscall) and re-reads if anything
+    arrived. With ``API_REVOCATION_CHECK_SECONDS`` > 0 a process reuses what it read for that
+    long instead (a revocation then takes at most that long to bite elsewhere).
     """
     global _seen
     window = float(getattr(settings, "API_REVOCATION_CHECK_SECONDS", 0) or 0)
@@ -47,46 +52,97 @@ def credentials_generation() -> int | None:
 
 def _read_generation() -> int | None:
     try:
-        raw = _redis_get(GENERATION_KEY)
-        if raw is _NOT_REDIS:
-            return int(cache.get_or_set(GENERATION_KEY, 1, timeout=None))
-        if raw is None:
-            cache.add(GENERATION_KEY, 1, timeout=None)
-            return int(cache.get(GENERATION_KEY, 1))
-        return int(raw)
+        backend = caches["default"]
+        if isinstance(backend, RedisCache):
+            return _watch.read(backend)
+        return int(cache.get_or_set(GENERATION_KEY, 1, timeout=None))
     except Exception:  # noqa: BLE001 - an unreadable cache means "cannot trust the local copy"
+        _watch.forget()
         return None
 
 
-_NOT_REDIS = object()
+class _GenerationWatch:
+    """This process's copy of the counter, kept true by Redis's server-assisted invalidation.
+
+    One RESP3 connection per process, ``CLIENT TRACKING ON``, ``GET`` of the counter: from then
+    on Redis sends an invalidation push on this connection whenever the key changes (INCR,
+    SET, eviction, FLUSHDB), written in the same event-loop turn as the change, before Redis
+    answers any later command. ``read`` polls the socket without blocking; any byte there (an
+    invalidation, or a closed connection) means "re-read": the connection is dropped and a new
+    one tracks the key again. redis-py's own client-side cache would do the same but refuses
+    servers older than Redis 7.4; CLIENT TRACKING itself exists since Redis 6.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn = None
+        self._pid = 0
+        self._value: int | None = None
+
+    def read(self, backend: RedisCache) -> int:
+        with self._lock:
+            conn = self._conn
+            if conn is not None and self._pid == os.getpid():
+                try:
+                    if not conn.can_read(timeout=0):
+                        return self._value
+                except Exception:  # noqa: BLE001 - a broken connection: track afresh below
+                    pass
+            return self._track(backend)
+
+    def _track(self, backend: RedisCache) -> int:
+        self._drop()
+        full_key = backend.make_and_validate_key(GENERATION_KEY)
+        pool = redis.ConnectionPool.from_url(backend._servers[0], protocol=3)
+        conn = pool.make_connection()
+        conn.connect()
+        conn.send_command("CLIENT", "TRACKING", "ON")
+        conn.read_response()
+        conn.send_command("GET", full_key)
+        raw = conn.read_response()
+        if raw is None:  # not set yet (or evicted): set it, then track it on the next request
+            conn.disconnect()
+            cache.add(GENERATION_KEY, 1, timeout=None)
+            return int(cache.get(GENERATION_KEY, 1))
+        self._conn, self._pid, self._value = conn, os.getpid(), int(raw)
+        return self._value
+
+    def _drop(self) -> None:
+        conn, self._conn, self._value = self._conn, None, None
+        if conn is not None and self._pid == os.getpid():
+            try:
+                conn.disconnect()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+
+    def forget(self) -> None:
+        """Re-read on the next request (this process's own revocation, or a read that failed)."""
+        with self._lock:
+            self._drop()
 
 
-_redis_client = None
-
-
-def _redis_get(key: str):
-    # Django builds a new redis.Redis object on every call (costly); one per process is enough:
-    # it only wraps the backend's thread-safe connection pool.
-    global _redis_client
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
-        return _NOT_REDIS
-    full_key = backend.make_and_validate_key(key)
-    if _redis_client is None:
-        _redis_client = backend._cache.get_client(full_key)
-    return _redis_client.get(full_key)
+_watch = _GenerationWatch()
 
 
 def _forget_everywhere() -> None:
-    """Bump the generation after commit: every process drops its cached tokens on its next request."""
+    """Bump the generation after commit: every process drops its cached tokens on its next request.
+
+    Redis queues the invalidation for every tracking process while executing the INCR; the
+    PING after it returns only once Redis has run a later event-loop turn, so by the time the
+    revoking call returns, every other process's invalidation has been written to its socket.
+    """
 
     def bump() -> None:
         global _seen
         _seen = (0.0, None)  # this process sees its own revocation at once, whatever the window
+        _watch.forget()
         try:
             cache.incr(GENERATION_KEY)
         except ValueError:  # not set yet (or evicted): any new value differs from what processes hold
             cache.set(GENERATION_KEY, 2, timeout=None)
+        backend = caches["default"]
+        if isinstance(backend, RedisCache):
+            backend._cache.get_client(None, write=True).ping()
 
     transaction.on_commit(bump)
 

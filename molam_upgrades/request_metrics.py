@@ -60,6 +60,20 @@ class RequestMetricsCollector(Collector):
 
 
 _NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")
+# Per-process memos: URL pattern -> template, and (route, method, status) -> histogram child.
+# Both are bounded by the URL configuration (routes) times the method set times HTTP statuses.
+_TEMPLATES: dict[str, str] = {}
+_CHILDREN: dict[tuple[str, str, int], object] = {}
+_MEMO_LIMIT = 5_000
+
+
+def _template(route: str) -> str:
+    template = _TEMPLATES.get(route)
+    if template is None:
+        template = "/" + _NAMED_GROUP.sub(r"<\1>", route).replace("^", "").replace("$", "").replace("\\", "")
+        if len(_TEMPLATES) < _MEMO_LIMIT:
+            _TEMPLATES[route] = template
+    return template
 
 
 def route_of(request) -> str:
@@ -69,12 +83,26 @@ def route_of(request) -> str:
     route = getattr(match, "route", None)
     if route is None:
         return UNMATCHED_ROUTE
-    route = _NAMED_GROUP.sub(r"<\1>", route).replace("^", "").replace("$", "").replace("\\", "")
-    return f"/{route}"
+    return _template(route)
+
+
+def _child(route: str, method: str, status: int):
+    key = (route, method, status)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = REQUEST_DURATION.labels(route=route, method=method, status=str(status))
+        if len(_CHILDREN) < _MEMO_LIMIT:
+            _CHILDREN[key] = child
+    return child
 
 
 class RequestMetricsMiddleware:
-    """Times every request, records it in the histogram and writes one access log line."""
+    """Times every request, records it in the histogram and writes one access log line.
+
+    The hot path is kept small (the decision endpoint answers in well under a millisecond):
+    templates and histogram children are memoised, and the access line's record is built
+    directly (no caller lookup), only when the access logger is enabled.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -86,22 +114,29 @@ class RequestMetricsMiddleware:
         route = route_of(request)
         method = request.method if request.method in KNOWN_METHODS else "other"
         status = response.status_code
-        REQUEST_DURATION.labels(route=route, method=method, status=str(status)).observe(duration)
-        access_log.info(
-            "%s %s %s %.1fms",
-            request.method,
-            request.path,
-            status,
-            duration * 1000,
-            # No "event" key: that field marks state changes; access lines are told apart by
-            # their logger, molam.access.
-            extra={
-                "method": method,
-                "path": request.path,
-                "route": route,
-                "status": status,
-                "duration_ms": round(duration * 1000, 3),
-                "pid": os.getpid(),
-            },
-        )
+        _child(route, method, status).observe(duration)
+        if access_log.isEnabledFor(logging.INFO):
+            path = request.path
+            duration_ms = round(duration * 1000, 3)
+            access_log.handle(
+                access_log.makeRecord(
+                    access_log.name,
+                    logging.INFO,
+                    __file__,
+                    0,
+                    "%s %s %s %.1fms",
+                    (request.method, path, status, duration_ms),
+                    None,
+                    # No "event" key: that field marks state changes; access lines are told
+                    # apart by their logger, molam.access.
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": duration_ms,
+                        "pid": os.getpid(),
+                    },
+                )
+            )
         return response
