@@ -153,7 +153,9 @@ def test_a_scrape_costs_a_few_queries_whatever_the_table_sizes(client, fleet):
     prometheus.cache.delete(prometheus.CACHE_KEY)
     with CaptureQueriesContext(connection) as large:
         scrape(client)
-    assert len(large) == len(small) <= 10
+    # A fixed handful of aggregate reads (one per app collector, plus the window edges of the
+    # rollback figures), the same whatever the history holds.
+    assert len(large) == len(small) <= 12
 
 
 def test_scrapes_within_the_cache_window_do_not_query(client, fleet):
