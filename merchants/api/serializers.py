@@ -103,6 +103,9 @@ class MerchantSerializer(OutputModelSerializer):
 
     merchant_id = serializers.UUIDField(source="id", read_only=True)
     quiet_period = serializers.CharField(source="quiet_period_label", read_only=True)
+    # An address or "" (none given): the model fields' schemas would say e-mail / URI only.
+    contact_email = serializers.EmailField(read_only=True, allow_blank=True)
+    webhook_url = serializers.URLField(read_only=True, allow_blank=True)
 
     class Meta:
         model = Merchant

@@ -401,3 +401,13 @@ def test_rollout_percentages_are_documented_as_the_json_numbers_the_api_takes(ht
     body = {"plugin_name": "woocommerce", "version": "5.0.0", "percentage": "10"}
     assert_json_error(http["ops"]("POST", "rollouts", body), 400)
     assert http["ops"]("POST", "rollouts", {**body, "percentage": 10}).status_code == 201
+
+
+def test_a_merchant_without_email_or_webhook_matches_its_documented_response(http, live_server):
+    schema = _load_schema(live_server.url, http["admin"].token)
+    operation = schema["/api/plugins/merchants"]["POST"]
+    case = operation.Case(body={"merchant_id": str(uuid.uuid4()), "name": "Shop without contacts"})
+    response = case.call(base_url=live_server.url, headers={"Authorization": f"Bearer {http['admin'].token}"})
+    assert response.status_code == 201, response.text
+    assert response.json()["merchant"]["contact_email"] == "" and response.json()["merchant"]["webhook_url"] == ""
+    case.validate_response(response, checks=[response_schema_conformance])
