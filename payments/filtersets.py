@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 
+from molam_upgrades.api.fields import UtcIsoDateTimeFilter
+
 from .choices import Verdict
 from .models import CanaryAnalysis, PaymentHealthReport
 
@@ -12,7 +14,7 @@ class PaymentHealthFilterSet(django_filters.FilterSet):
     merchant_id = django_filters.UUIDFilter()
     plugin_name = django_filters.CharFilter()
     installed_version = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="hour", lookup_expr="gte")
+    since = UtcIsoDateTimeFilter(field_name="hour", lookup_expr="gte")
 
     class Meta:
         model = PaymentHealthReport

@@ -7,7 +7,7 @@ the history grows. A keyset page starts where the previous one ended: newest fir
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 from django.db.models import Q, QuerySet
@@ -31,8 +31,10 @@ def parse_cursor(value: str) -> tuple[datetime, UUID]:
         if not sep or len(value) > 200:
             raise ValueError
         created_at = datetime.fromisoformat(stamp.strip().replace(" ", "+"))
+        if created_at.tzinfo is not None:  # PostgreSQL takes offsets up to ±15:59 only
+            created_at = created_at.astimezone(UTC)
         rollback_id = UUID(ident.strip())
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadCursor(
             "before must be <created_at>,<rollback_id> of the last row already seen "
             "(e.g. 2026-11-29T08:00:00.123456+00:00,6f1c…)."

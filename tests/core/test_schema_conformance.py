@@ -411,3 +411,21 @@ def test_a_merchant_without_email_or_webhook_matches_its_documented_response(htt
     assert response.status_code == 201, response.text
     assert response.json()["merchant"]["contact_email"] == "" and response.json()["merchant"]["webhook_url"] == ""
     case.validate_response(response, checks=[response_schema_conformance])
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        # ISO 8601 allows offsets to ±23:59 (PostgreSQL only to ±15:59): turned to UTC first.
+        ("payment-health?since=2026-08-07T21%3A18%3A47-19%3A54", 200),
+        ("payment-health?since=9999-12-31T23%3A18%3A47-05%3A00", 400),  # past year 9999 in UTC
+        (f"rollback/history?before=2026-08-07T21%3A18%3A47-19%3A54%2C{uuid.UUID(int=1)}", 200),
+        (f"rollback/history?before=9999-12-31T23%3A18%3A47-05%3A00%2C{uuid.UUID(int=1)}", 400),
+    ],
+)
+def test_times_with_far_offsets_are_read_in_utc(http, path, status):
+    response = http["admin"]("GET", path)
+    if status == 200:
+        assert response.status_code == 200, response.text
+    else:
+        assert_json_error(response, status)
