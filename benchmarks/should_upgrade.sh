@@ -14,13 +14,18 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 ./bin/ensure-services >/dev/null
 
 export DEBUG=0 SECRET_KEY=bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz METRICS_TOKEN=bench-metrics ALLOWED_HOSTS=127.0.0.1,localhost
-export SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0 LOG_LEVEL=WARNING
+export SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0
+# As deployed (bin/start-web): one JSON access line per request, request metrics shared by the
+# workers through a multiprocess folder. LOG_LEVEL=WARNING measures without the access log.
+export LOG_LEVEL=${LOG_LEVEL:-INFO} LOG_FORMAT=${LOG_FORMAT:-json}
+export PROMETHEUS_MULTIPROC_DIR="$OUT/prometheus"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 export DATABASE_URL=${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/molam_bench}
 export REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379/9}
 psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='molam_bench'" | grep -q 1 \
   || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE molam_bench"
 $BIN/python manage.py migrate --noinput -v0
-TOKEN=$($BIN/python benchmarks/setup_should_upgrade.py)
+TOKEN=$(LOG_LEVEL=WARNING $BIN/python benchmarks/setup_should_upgrade.py | tail -1)
 
 case "${SERVER:-granian}" in
   gunicorn)  # for comparison; needs `pip install gunicorn`

@@ -270,7 +270,8 @@ SPECTACULAR_SETTINGS = {
 # is seen at once by every process anyway (shared-cache generation, molam_upgrades/credentials.py).
 API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
 # 0: every request compares the shared revocation counter (a revocation bites everywhere at
-# once, one Redis GET per request). N > 0: each process reuses what it read for N seconds.
+# once; a copy kept true by Redis CLIENT TRACKING, no round trip). N > 0: each process reuses
+# what it read for N seconds.
 API_REVOCATION_CHECK_SECONDS = env.float("API_REVOCATION_CHECK_SECONDS", default=0)
 
 # Base64 Ed25519 public key (the agent's release.public_key). When set, POST releases refuses
