@@ -61,6 +61,9 @@ def _read_generation() -> int | None:
         return None
 
 
+_TRACK_TIMEOUT_S = 2  # (re)reading the counter never waits longer; then the request checks the database
+
+
 class _GenerationWatch:
     """This process's copy of the counter, kept true by Redis's server-assisted invalidation.
 
@@ -93,7 +96,9 @@ class _GenerationWatch:
     def _track(self, backend: RedisCache) -> int:
         self._drop()
         full_key = backend.make_and_validate_key(GENERATION_KEY)
-        pool = redis.ConnectionPool.from_url(backend._servers[0], protocol=3)
+        pool = redis.ConnectionPool.from_url(
+            backend._servers[0], protocol=3, socket_timeout=_TRACK_TIMEOUT_S, socket_connect_timeout=_TRACK_TIMEOUT_S
+        )
         conn = pool.make_connection()
         conn.connect()
         conn.send_command("CLIENT", "TRACKING", "ON")
@@ -142,7 +147,10 @@ def _forget_everywhere() -> None:
             cache.set(GENERATION_KEY, 2, timeout=None)
         backend = caches["default"]
         if isinstance(backend, RedisCache):
-            backend._cache.get_client(None, write=True).ping()
+            try:
+                backend._cache.get_client(None, write=True).ping()
+            except Exception:  # noqa: BLE001 - the revocation is committed and counted; only the wait is lost
+                pass
 
     transaction.on_commit(bump)
 
