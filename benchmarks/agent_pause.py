@@ -70,7 +70,9 @@ def contract(i: int, downs: bool) -> dict[str, str]:
         )
     }
     if downs:
-        out[f"down/{i:03d}_contract.sql"] = "UPDATE wp_molam_settings SET value = '3' WHERE name = 'schema';\n"
+        out[f"down/{i:03d}_contract.sql"] = (
+            "UPDATE wp_molam_settings SET value = '3' WHERE name = 'schema';\n"
+        )
     return out
 
 
@@ -142,12 +144,15 @@ class Bench:
 
     def close(self) -> None:
         self.admin.execute(
-            f"DROP DATABASE IF EXISTS {self.dbname}" + (" WITH (FORCE)" if self.engine == "postgresql" else "")
+            f"DROP DATABASE IF EXISTS {self.dbname}"
+            + (" WITH (FORCE)" if self.engine == "postgresql" else "")
         )
         self.admin.close()
 
 
-def measure(engine: str, rows: int, runs: int, contract_runs: int, workdir: str | None) -> dict[str, list[float]]:
+def measure(
+    engine: str, rows: int, runs: int, contract_runs: int, workdir: str | None
+) -> dict[str, list[float]]:
     work = Path(tempfile.mkdtemp(prefix="molam-pause-", dir=workdir))
     b = Bench(engine, rows, work)
     res: dict[str, list[float]] = {}
@@ -170,13 +175,18 @@ def measure(engine: str, rows: int, runs: int, contract_runs: int, workdir: str 
             assert out["rollback_status"] == "success", out
             add("failed expand upgrade pause (incl. rollback)", agent.maint.pause_ms)
             add("automatic rollback duration", out["rollback_duration_ms"])
-            print(f"  {rows:>9,} rows run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in res.items()), flush=True)
+            print(
+                f"  {rows:>9,} rows run {i + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in res.items()),
+                flush=True,
+            )
         for i in range(contract_runs):
             agent, out = b.upgrade(b.release(contract(b.n + 1, downs=True), health="broken"))
             assert out["rollback_status"] == "success", out
             add("contract (down files) failed upgrade pause", agent.maint.pause_ms)
             add("contract (down files) rollback duration", out["rollback_duration_ms"])
-            agent, out = b.upgrade(b.release(contract(b.n + 1, downs=False), health="broken"), allow_snapshot=True)
+            agent, out = b.upgrade(
+                b.release(contract(b.n + 1, downs=False), health="broken"), allow_snapshot=True
+            )
             assert out["rollback_status"] == "success", out
             add("contract (snapshot) failed upgrade pause", agent.maint.pause_ms)
             add("contract (snapshot) rollback duration", out["rollback_duration_ms"])
@@ -199,7 +209,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)  # expected failures are the point
     sizes = [int(s) for s in args.sizes.split(",")]
-    results = {rows: measure(args.engine, rows, args.runs, args.contract_runs, args.workdir) for rows in sizes}
+    results = {
+        rows: measure(args.engine, rows, args.runs, args.contract_runs, args.workdir) for rows in sizes
+    }
     print()
     print(f"checkout pause on {args.engine} (ms), {args.runs} runs (contract: {args.contract_runs})")
     for name in results[sizes[0]]:

@@ -40,14 +40,18 @@ def load() -> None:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM plugin_upgrade_logs WHERE plugin_name LIKE 'bench-%%'")
         loaded = cur.fetchone()[0]
-        cur.execute("SELECT count(*) FROM plugin_rollouts WHERE plugin_name LIKE 'bench-%%' AND status = 'active'")
+        cur.execute(
+            "SELECT count(*) FROM plugin_rollouts WHERE plugin_name LIKE 'bench-%%' AND status = 'active'"
+        )
         if loaded == REPORTS and cur.fetchone()[0] == ROLLOUTS and not os.environ.get("RELOAD"):
             print(f"reusing {REPORTS:,} reports already loaded")
             return
         print(f"loading {ROLLOUTS} rollouts and {REPORTS:,} upgrade reports …", flush=True)
         started = time.perf_counter()
         cur.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
-        cur.execute("UPDATE plugin_rollouts SET status = 'completed' WHERE plugin_name LIKE 'bench-%%' AND status IN ('active', 'paused')")
+        cur.execute(
+            "UPDATE plugin_rollouts SET status = 'completed' WHERE plugin_name LIKE 'bench-%%' AND status IN ('active', 'paused')"
+        )
         cur.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
         cur.execute("DELETE FROM plugin_upgrade_logs WHERE plugin_name LIKE 'bench-%%'")
         cur.execute(
@@ -116,8 +120,12 @@ def main() -> None:
         elapsed, count = timed(sql)
         sql_runs.append(elapsed)
         assert count == FAILING, count
-    fmt = lambda xs: f"median {statistics.median(xs) * 1000:.0f} ms, min {min(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"  # noqa: E731
-    print(f"auto-check over {REPORTS:,} reports, {ROLLOUTS} active rollouts, {FAILING} paused per run ({REPEAT} runs):")
+    fmt = lambda xs: (
+        f"median {statistics.median(xs) * 1000:.0f} ms, min {min(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"
+    )  # noqa: E731
+    print(
+        f"auto-check over {REPORTS:,} reports, {ROLLOUTS} active rollouts, {FAILING} paused per run ({REPEAT} runs):"
+    )
     print(f"  python service (beat/HTTP/command): {fmt(python_runs)}")
     print(f"  SQL auto_pause_failing_rollouts():  {fmt(sql_runs)}")
 

@@ -86,8 +86,10 @@ def main() -> None:
     elif args.profile == "pyinstrument":
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False, show_all=False))
-    print(f"requests={args.requests} cpu_ms_per_req={cpu * 1000 / args.requests:.3f} "
-          f"wall_ms_per_req={wall * 1000 / args.requests:.3f}")
+    print(
+        f"requests={args.requests} cpu_ms_per_req={cpu * 1000 / args.requests:.3f} "
+        f"wall_ms_per_req={wall * 1000 / args.requests:.3f}"
+    )
 
 
 if __name__ == "__main__":

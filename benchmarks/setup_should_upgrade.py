@@ -22,7 +22,9 @@ from rollouts.choices import RolloutStatus  # noqa: E402
 from rollouts.models import Release, Rollout  # noqa: E402
 from rollouts.services import complete_rollout, create_rollout, register_release  # noqa: E402
 
-for rollout in Rollout.objects.filter(plugin_name="woocommerce", status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]):
+for rollout in Rollout.objects.filter(
+    plugin_name="woocommerce", status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]
+):
     complete_rollout(rollout.pk, actor="bench")
 if not Release.objects.filter(plugin_name="woocommerce", version="4.0.0").exists():
     register_release(
@@ -32,7 +34,15 @@ if not Release.objects.filter(plugin_name="woocommerce", version="4.0.0").exists
         download_url="https://releases.molam.example/woocommerce-4.0.0.zip",
         sha256="ab" * 32,
     )
-create_rollout(actor="bench", plugin_name="woocommerce", version="4.0.0", rollout_percentage=10, rollout_strategy="random")
-ApiClient.objects.filter(name="bench-viewer").update(name=f"bench-viewer-retired-{ApiClient.objects.count()}", is_active=False)
+create_rollout(
+    actor="bench",
+    plugin_name="woocommerce",
+    version="4.0.0",
+    rollout_percentage=10,
+    rollout_strategy="random",
+)
+ApiClient.objects.filter(name="bench-viewer").update(
+    name=f"bench-viewer-retired-{ApiClient.objects.count()}", is_active=False
+)
 _, token = create_api_client(name="bench-viewer", role="ops_viewer", merchant_id=None, actor="bench")
 print(token)

@@ -443,7 +443,12 @@ class Database:
         cols = [c for c in self.columns(live) if c in kept_cols]
         p = self.ph
         written = sorted(
-            {r[0] for r in self.query(f"SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'w'", (logical,))}
+            {
+                r[0]
+                for r in self.query(
+                    f"SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'w'", (logical,)
+                )
+            }
         )
         same = " AND ".join(self._null_safe_eq(f"l.{self.q(c)}", f"k.{self.q(c)}") for c in cols)
         select = ", ".join(f"k.{self.q(c)}" for c in cols)
@@ -472,7 +477,9 @@ class Database:
                             params,
                         )[0][0]
                     )
-                    self._upsert(live, cols, pk, f"SELECT {select} FROM {self.q(kept)} k WHERE {where}", params)
+                    self._upsert(
+                        live, cols, pk, f"SELECT {select} FROM {self.q(kept)} k WHERE {where}", params
+                    )
                 self.commit()
             except Exception:
                 self.rollback()

@@ -96,7 +96,12 @@ class DatabaseFlowMixin(AgentBase):
                     "class": cls,
                     "tables": touched,
                     "contract_tables": sorted(
-                        {unquote(n) for s in statements if s.cls == CONTRACT for n in referenced_tables(s.sql)}
+                        {
+                            unquote(n)
+                            for s in statements
+                            if s.cls == CONTRACT
+                            for n in referenced_tables(s.sql)
+                        }
                         | {s.table for s in statements if s.cls == CONTRACT and s.table}
                     ),
                     "creates": sorted({s.table for s in statements if s.kind == "create_table" and s.table}),
@@ -176,7 +181,10 @@ class DatabaseFlowMixin(AgentBase):
             db.create_change_log(d["chg"])
             for (live, snap, _kept), (_t, trigger) in zip(d["pairs"], d["triggers"]):
                 db.with_lock_retries(
-                    lambda live=live, trigger=trigger: db.install_capture(live, trigger + "_w", d["chg"], live, "w"), self.cfg.db_lock_retries
+                    lambda live=live, trigger=trigger: db.install_capture(
+                        live, trigger + "_w", d["chg"], live, "w"
+                    ),
+                    self.cfg.db_lock_retries,
                 )
                 with timed(f"copy {live}"):
                     db.copy_table(live, snap)
@@ -235,7 +243,9 @@ class DatabaseFlowMixin(AgentBase):
         try:
             for f in d["files"]:
                 if self.maint.overdue():
-                    raise StepTimeout(f"checkout paused longer than {self.maint.max_pause_s:g}s; rolling back")
+                    raise StepTimeout(
+                        f"checkout paused longer than {self.maint.max_pause_s:g}s; rolling back"
+                    )
                 path = self.cfg.plugin_dir / "migrations" / f["name"]
                 data = path.read_bytes()
                 if hashlib.sha256(data).hexdigest() != f["sha"]:
@@ -307,7 +317,9 @@ class DatabaseFlowMixin(AgentBase):
         if opts and opts.get("saved"):
             if opts["backup"] not in db.tables():
                 raise RollbackError(f"the copy of the option rows ({opts['backup']}) is missing")
-            db.with_lock_retries(lambda: db.restore_rows(opts["table"], opts["where"], opts["backup"]), retries)
+            db.with_lock_retries(
+                lambda: db.restore_rows(opts["table"], opts["where"], opts["backup"]), retries
+            )
         if mode != "snapshot":
             faults.point("restore:tables-renamed")  # the documented mid-restore kill point
         self._undo_migrations(d, db)

@@ -133,7 +133,7 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
 
 def unquote(name: str) -> str:
     """A bare identifier from its quoted form."""
-    if len(name) >= 2 and name[0] in "`\"[" and name[-1] in "`\"]":
+    if len(name) >= 2 and name[0] in '`"[' and name[-1] in '`"]':
         inner = name[1:-1]
         return inner.replace("``", "`").replace('""', '"')
     return name
@@ -186,7 +186,9 @@ def referenced_tables(stmt: str) -> list[str]:
     return names
 
 
-_COLDEF_BAD = re.compile(r"\b(PRIMARY\s+KEY|UNIQUE|AUTO_INCREMENT|REFERENCES|CHECK|GENERATED|SERIAL)\b|\bAS\s*\(", re.I)
+_COLDEF_BAD = re.compile(
+    r"\b(PRIMARY\s+KEY|UNIQUE|AUTO_INCREMENT|REFERENCES|CHECK|GENERATED|SERIAL)\b|\bAS\s*\(", re.I
+)
 
 
 def _column_is_expand(coldef: str) -> tuple[bool, str]:
@@ -198,9 +200,7 @@ def _column_is_expand(coldef: str) -> tuple[bool, str]:
     return True, ""
 
 
-def classify_statement(
-    stmt: str, tables: Sequence[str], options_table: str | None = None
-) -> Statement:
+def classify_statement(stmt: str, tables: Sequence[str], options_table: str | None = None) -> Statement:
     """Classify one statement (comments already removed)."""
     s = " ".join(stmt.split())
     up = s.upper()
@@ -214,7 +214,15 @@ def classify_statement(
 
     # Every table the statement names must be the plugin's.
     names = [unquote(n) for n in referenced_tables(s)]
-    m_idx = re.match(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(" + _IDENT + r")\s+ON\s+(?:ONLY\s+)?(" + _IDENT + ")", s, re.I)
+    m_idx = re.match(
+        r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?("
+        + _IDENT
+        + r")\s+ON\s+(?:ONLY\s+)?("
+        + _IDENT
+        + ")",
+        s,
+        re.I,
+    )
     if m_idx:
         names.append(unquote(m_idx.group(2)))
     for name in names:
@@ -248,13 +256,17 @@ def classify_statement(
         columns: list[str] = []
         index = None
         for action in _split_top(m.group(2)):
-            a = re.match(r"ADD\s+(?:INDEX|KEY)\s+(?:IF\s+NOT\s+EXISTS\s+)?(" + _IDENT + r")?\s*\(", action, re.I)
+            a = re.match(
+                r"ADD\s+(?:INDEX|KEY)\s+(?:IF\s+NOT\s+EXISTS\s+)?(" + _IDENT + r")?\s*\(", action, re.I
+            )
             if a:
                 index = unquote(a.group(1)) if a.group(1) else index
                 continue
             if re.match(r"ADD\s+(UNIQUE|PRIMARY|CONSTRAINT|FOREIGN|FULLTEXT|SPATIAL|CHECK)\b", action, re.I):
                 return contract("a key or constraint restricts writes old code may make", "alter", table)
-            c = re.match(r"ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(" + _IDENT + r")\s+(.+)$", action, re.I)
+            c = re.match(
+                r"ADD\s+(?:COLUMN\s+)?(?:IF\s+NOT\s+EXISTS\s+)?(" + _IDENT + r")\s+(.+)$", action, re.I
+            )
             if not c or c.group(1).upper() in ("COLUMN", "(", "PARTITION"):
                 return contract(f"ALTER TABLE action '{action[:40]}' is not additive", "alter", table)
             ok, why = _column_is_expand(c.group(2))
@@ -271,7 +283,9 @@ def classify_statement(
         if re.search(r"\bON\s+DUPLICATE\s+KEY\b|\bDO\s+UPDATE\b|\bSELECT\b", up):
             return contract("an upsert or INSERT … SELECT", "insert", table)
         if table != options_table:
-            return contract("inserting rows into the plugin's tables changes what old code reads", "insert", table)
+            return contract(
+                "inserting rows into the plugin's tables changes what old code reads", "insert", table
+            )
         return Statement(stmt, EXPAND, kind="insert_option", table=table, tables=[table])
     kind = up.split(" ", 1)[0].lower()
     return contract(f"{kind.upper()} statement", kind)

@@ -127,7 +127,14 @@ class RollbackMixin(AgentBase):
             for name, rows in kept_info.items():
                 # Recorded only once its rows were merged back: only then may prune drop it.
                 registry.setdefault(
-                    name, {"created_at": _now(), "merged_rows": rows, "merged": True, "txid": tx, "site": self.site}
+                    name,
+                    {
+                        "created_at": _now(),
+                        "merged_rows": rows,
+                        "merged": True,
+                        "txid": tx,
+                        "site": self.site,
+                    },
                 )
             self._store("kept.json", registry)
             if db is not None:

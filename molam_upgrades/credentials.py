@@ -97,7 +97,10 @@ class _GenerationWatch:
         self._drop()
         full_key = backend.make_and_validate_key(GENERATION_KEY)
         pool = redis.ConnectionPool.from_url(
-            backend._servers[0], protocol=3, socket_timeout=_TRACK_TIMEOUT_S, socket_connect_timeout=_TRACK_TIMEOUT_S
+            backend._servers[0],
+            protocol=3,
+            socket_timeout=_TRACK_TIMEOUT_S,
+            socket_connect_timeout=_TRACK_TIMEOUT_S,
         )
         conn = pool.make_connection()
         conn.connect()

@@ -26,9 +26,13 @@ def seed(stdout=None) -> None:
             slug=template["slug"], defaults={k: v for k, v in template.items() if k != "slug"}
         )
     for plugin_name, version, template, zone_name, windows in DEMO_PLANS:
-        rollout = Rollout.objects.filter(plugin_name=plugin_name, version=version, status__in=OPEN_STATES).first()
+        rollout = Rollout.objects.filter(
+            plugin_name=plugin_name, version=version, status__in=OPEN_STATES
+        ).first()
         if rollout is None or RolloutPlan.objects.filter(rollout=rollout).exists():
             continue
-        services.attach_plan(rollout.pk, actor=ACTOR, template=template, timezone_name=zone_name, windows=windows)
+        services.attach_plan(
+            rollout.pk, actor=ACTOR, template=template, timezone_name=zone_name, windows=windows
+        )
         if stdout is not None:
             stdout.write(f"plan {template} for {plugin_name} {version}\n")

@@ -52,6 +52,7 @@ def read(now: datetime) -> list[dict[str, Any]]:
         rows.append(row)
     return rows
 
+
 def collect(rows: list[dict[str, Any]]) -> list[Metric]:
     by_trigger = ["plugin", "trigger"]
     total = CounterMetricFamily(

@@ -100,7 +100,9 @@ def log_rollback_event(
     if log._state.adding:
         return store_report(log)
     # The upgrade's outcome (status) is unchanged, so no aggregate moves.
-    log.save(update_fields=["rollback_version", "rollback_status", "rollback_reason", "rollback_triggered_at"])
+    log.save(
+        update_fields=["rollback_version", "rollback_status", "rollback_reason", "rollback_triggered_at"]
+    )
     return log
 
 

@@ -139,7 +139,9 @@ def _load_shared(plugin_name: str) -> OpenRollout | None:
     return snapshot
 
 
-def report_cohort(plugin_name: str, version: str, merchant_id: UUID, reported_at: datetime) -> tuple[int, bool] | None:
+def report_cohort(
+    plugin_name: str, version: str, merchant_id: UUID, reported_at: datetime
+) -> tuple[int, bool] | None:
     """(rollout id, merchant in its cohort) for a new upgrade report, or None when the plugin has
     no open rollout of that version started before the report (it then counts nowhere).
 
@@ -148,7 +150,9 @@ def report_cohort(plugin_name: str, version: str, merchant_id: UUID, reported_at
     geo or tier rollout counts every merchant of its percentage that reports.
     """
     row = (
-        Rollout.objects.filter(plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED])
+        Rollout.objects.filter(
+            plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]
+        )
         .values_list("pk", "version", "rollout_percentage", "created_at")
         .first()
     )

@@ -113,7 +113,10 @@ class Rollout(models.Model):
         """The rate Sira judges (the Wilson lower bound with ``wilson_gate``, else the raw rate)
         is above the threshold; whether the sample is large enough yet is another question."""
         return should_pause(
-            self.health.counts, threshold=self.error_threshold, min_sample_size=0, wilson_gate=self.wilson_gate
+            self.health.counts,
+            threshold=self.error_threshold,
+            min_sample_size=0,
+            wilson_gate=self.wilson_gate,
         )
 
     def snapshot(self) -> dict:

@@ -160,7 +160,9 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
     merchants = gauge(
         "molam_rollout_merchants_upgraded", "Cohort merchants whose latest report is a successful upgrade."
     )
-    reporting = gauge("molam_rollout_merchants_reporting", "Cohort merchants that reported, each counted once.")
+    reporting = gauge(
+        "molam_rollout_merchants_reporting", "Cohort merchants that reported, each counted once."
+    )
     merchants_failed = gauge(
         "molam_rollout_merchants_failed", "Cohort merchants whose latest report is failed or rolled back."
     )

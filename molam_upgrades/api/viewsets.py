@@ -100,7 +100,9 @@ def refuse_blank_query_values(params, names) -> None:
 
 
 def _non_blank_fields(serializer_class: type[serializers.Serializer]) -> list[str]:
-    return [name for name, field in serializer_class().fields.items() if not getattr(field, "allow_blank", False)]
+    return [
+        name for name, field in serializer_class().fields.items() if not getattr(field, "allow_blank", False)
+    ]
 
 
 # --- pagination -----------------------------------------------------------------------------
@@ -245,7 +247,11 @@ class StrictFilterBackend(DjangoFilterBackend):
         if filterset_class is not None:
             refuse_blank_query_values(
                 request.query_params,
-                [n for n, f in filterset_class.base_filters.items() if not isinstance(f, django_filters.CharFilter)],
+                [
+                    n
+                    for n, f in filterset_class.base_filters.items()
+                    if not isinstance(f, django_filters.CharFilter)
+                ],
             )
         return super().filter_queryset(request, queryset, view)
 

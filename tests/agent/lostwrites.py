@@ -43,7 +43,7 @@ NEW_COLUMNS = {
 }
 # A smoke test that takes a moment, so the writers really write inside the window.
 SLOW_SMOKE = (
-    f"{sys.executable} -c \"import os, sys, time; time.sleep(0.3); "
+    f'{sys.executable} -c "import os, sys, time; time.sleep(0.3); '
     "d = os.environ['MOLAM_PLUGIN_DIR']; "
     "sys.exit(0 if open(os.path.join(d, 'health')).read().strip() == 'ok' else 1)\""
 )
@@ -57,7 +57,9 @@ def _conn_lost(db: Any, exc: BaseException) -> bool:
     return bool(getattr(db.conn, "closed", False)) if db is not None and db.conn is not None else True
 
 
-def writer(url: str, plugin_dir: str, honour: bool, parity: int, prefix: str, seed: int, stop: Any, out: Any) -> None:
+def writer(
+    url: str, plugin_dir: str, honour: bool, parity: int, prefix: str, seed: int, stop: Any, out: Any
+) -> None:
     """One shop process: write until ``stop`` is set, then send (expected, uncertain, tables)."""
     rng = random.Random(seed)
     expected: dict[str, str] = {}
@@ -140,7 +142,16 @@ class Writers:
         self.procs = [
             ctx.Process(
                 target=writer,
-                args=(url, str(plugin_dir), honour, parity, f"{pre}-{seed}", seed * 10 + i, self.stop, self.out),
+                args=(
+                    url,
+                    str(plugin_dir),
+                    honour,
+                    parity,
+                    f"{pre}-{seed}",
+                    seed * 10 + i,
+                    self.stop,
+                    self.out,
+                ),
                 daemon=True,
             )
             for i, (honour, parity, pre) in enumerate(specs)
@@ -174,7 +185,16 @@ class Writers:
 
 
 def agent_cmd(host: Any, *args: str) -> list[str]:
-    return [sys.executable, "-m", "molam_agent", args[0], "--config", str(host.config_path), "--json", *args[1:]]
+    return [
+        sys.executable,
+        "-m",
+        "molam_agent",
+        args[0],
+        "--config",
+        str(host.config_path),
+        "--json",
+        *args[1:],
+    ]
 
 
 def agent_env(host: Any) -> dict[str, str]:
@@ -184,12 +204,16 @@ def agent_env(host: Any) -> dict[str, str]:
     return env
 
 
-def run_scenario(host: Any, release_base: Path, mode: str, scenario: str, seed: int, ttl_s: int = 3) -> Outcome:
+def run_scenario(
+    host: Any, release_base: Path, mode: str, scenario: str, seed: int, ttl_s: int = 3
+) -> Outcome:
     """One upgrade with writers running. ``scenario``: fail | success | kill."""
     from .builders import make_release
 
     rng = random.Random(seed)
-    health = "ok" if scenario == "success" else ("broken" if scenario == "fail" else rng.choice(["ok", "broken"]))
+    health = (
+        "ok" if scenario == "success" else ("broken" if scenario == "fail" else rng.choice(["ok", "broken"]))
+    )
     zip_path = host.tmp / f"molam-form-4.0.0-{seed}.zip"
     make_release(zip_path, release_base, "4.0.0", migrations=RELEASES[mode], health=health)
     new_tree_dir = host.tmp / f"expected-{seed}"
@@ -207,20 +231,34 @@ def run_scenario(host: Any, release_base: Path, mode: str, scenario: str, seed: 
         time.sleep(0.3)
         env = agent_env(host)
         if scenario == "kill":
-            proc = subprocess.Popen(agent_cmd(host, "upgrade"), env=env, cwd=str(host.tmp),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                agent_cmd(host, "upgrade"),
+                env=env,
+                cwd=str(host.tmp),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(rng.uniform(0.05, 2.5))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait(60)
             time.sleep(ttl_s + 0.5)  # the flag expires (unless pinned); the shop writes on
-            done = subprocess.run(agent_cmd(host, "recover"), env=env, cwd=str(host.tmp),
-                                  capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                agent_cmd(host, "recover"),
+                env=env,
+                cwd=str(host.tmp),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if done.returncode not in (0, 1):
-                out.problems.append(f"recover exited {done.returncode}: {done.stdout[-600:]} {done.stderr[-600:]}")
+                out.problems.append(
+                    f"recover exited {done.returncode}: {done.stdout[-600:]} {done.stderr[-600:]}"
+                )
         else:
-            rc = subprocess.run(agent_cmd(host, "upgrade"), env=env, cwd=str(host.tmp),
-                                capture_output=True, timeout=300).returncode
+            rc = subprocess.run(
+                agent_cmd(host, "upgrade"), env=env, cwd=str(host.tmp), capture_output=True, timeout=300
+            ).returncode
             want = 0 if scenario == "success" else 1
             if rc != want:
                 out.problems.append(f"upgrade exited {rc}, expected {want}")
@@ -236,7 +274,9 @@ def run_scenario(host: Any, release_base: Path, mode: str, scenario: str, seed: 
         for i in range(0, len(refs), 500):
             chunk = refs[i : i + 500]
             marks = ", ".join([p] * len(chunk))
-            live.update(db.query(f"SELECT order_ref, status FROM wp_molam_orders WHERE order_ref IN ({marks})", chunk))
+            live.update(
+                db.query(f"SELECT order_ref, status FROM wp_molam_orders WHERE order_ref IN ({marks})", chunk)
+            )
         for ref, status in expected.items():
             if ref not in uncertain and live.get(ref) != status:
                 out.lost.append(f"{ref}: expected {status}, live {live.get(ref)}")

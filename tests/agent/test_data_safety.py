@@ -179,7 +179,9 @@ def test_a_contract_release_without_down_files_is_refused_unless_snapshot_mode(s
 
 def test_a_migration_naming_a_table_outside_the_plugin_is_refused_before_the_pause(sql_host, small_release):
     host = sql_host
-    zip_path, _ = small_release("4.0.0", migrations={"001_users.sql": "ALTER TABLE wp_users ADD COLUMN x INT;"})
+    zip_path, _ = small_release(
+        "4.0.0", migrations={"001_users.sql": "ALTER TABLE wp_users ADD COLUMN x INT;"}
+    )
     host.publish(zip_path, "4.0.0")
     host.write_config()
 
@@ -285,7 +287,9 @@ def test_two_sites_on_one_database_keep_their_own_snapshots_and_records(
         assert a_snaps
 
         # Site B, other tables, same migration file name: it runs, and B's prune spares A.
-        zip_b, _ = small_release("4.0.0", migrations={"001_fee_column.sql": "CREATE TABLE wp2_molam_log (id INT);"})
+        zip_b, _ = small_release(
+            "4.0.0", migrations={"001_fee_column.sql": "CREATE TABLE wp2_molam_log (id INT);"}
+        )
         b.publish(zip_b, "4.0.0")
         b.write_config(database={"tables": ["wp2_molam_*"], "options": {}})
         rc, out = b.run("upgrade")
@@ -304,7 +308,9 @@ def test_two_sites_on_one_database_keep_their_own_snapshots_and_records(
         rc, _ = a.run("upgrade", env={"MOLAM_AGENT_FAULT": "migrations_done"})
         assert rc == -signal.SIGKILL
         with connect(url) as db:
-            snap = sorted(t for t in db.tables() if t.startswith("molam_snap_") and not t.endswith(("_chg", "_opt")))
+            snap = sorted(
+                t for t in db.tables() if t.startswith("molam_snap_") and not t.endswith(("_chg", "_opt"))
+            )
             db.drop_tables(snap)
         rc, out = a.run("recover")
 
@@ -334,7 +340,9 @@ def test_a_kill_during_the_backup_leaves_no_plaintext_rows_after_recovery(sql_ho
 def test_a_mount_point_plugin_directory_is_refused_before_the_pause(sql_host, small_release):
     host = sql_host
     _release(host, small_release, "expand")
-    proc = subprocess.run(["mount", "--bind", str(host.plugin_dir), str(host.plugin_dir)], capture_output=True)
+    proc = subprocess.run(
+        ["mount", "--bind", str(host.plugin_dir), str(host.plugin_dir)], capture_output=True
+    )
     assert proc.returncode == 0, f"this test needs bind mounts (root): {proc.stderr!r}"
     try:
         rc, out = host.run("upgrade")

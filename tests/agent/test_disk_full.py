@@ -23,7 +23,9 @@ def tiny_disk_host(tmp_path, control_plane):
         ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(plugins)], capture_output=True, text=True
     )
     if proc.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs here ({proc.stderr.strip()}): this test needs root (CI runs as root)")
+        pytest.fail(
+            f"cannot mount a tmpfs here ({proc.stderr.strip()}): this test needs root (CI runs as root)"
+        )
     try:
         host = _make(tmp_path, control_plane)
         build_plugin(host.plugin_dir, "3.9.0", files=40, total_bytes=600_000)

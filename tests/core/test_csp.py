@@ -62,7 +62,9 @@ def test_the_dashboards_work_in_chromium_with_no_policy_violation(page):  # noqa
     make_rollout("woocommerce", "4.0.0", 25)
     RollbackFactory.create_batch(3)
     violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None
+    )
     page.on("pageerror", lambda error: violations.append(str(error)))
 
     sign_in(page, "olivia")

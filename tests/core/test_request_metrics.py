@@ -38,9 +38,15 @@ def test_requests_are_counted_by_route_template_method_and_status(cast, client):
     # The router's name for the id (<pk>, <key>) is the API's business; the shape is ours.
     route = re.search(r'route="(/api/plugins/rollouts/<\w+>/pause)"', after).group(1)
     assert count(after, route, "POST", 404) - count(before, route, "POST", 404) == 3
-    assert count(after, "/api/plugins/rollouts", "GET", 401) - count(before, "/api/plugins/rollouts", "GET", 401) == 1
+    assert (
+        count(after, "/api/plugins/rollouts", "GET", 401) - count(before, "/api/plugins/rollouts", "GET", 401)
+        == 1
+    )
     assert "/api/plugins/rollouts/101/pause" not in after  # never the raw path
-    assert f'molam_http_request_duration_seconds_bucket{{le="0.005",method="POST",route="{route}",status="404"}}' in after
+    assert (
+        f'molam_http_request_duration_seconds_bucket{{le="0.005",method="POST",route="{route}",status="404"}}'
+        in after
+    )
 
 
 def test_unknown_methods_and_urls_cannot_create_series_at_will(client):

@@ -69,19 +69,25 @@ ROLES = [
 
 
 def _token(role: Role) -> str:
-    _, token = create_api_client(name=f"fuzz-{role.name}", role=role.role, merchant_id=role.merchant_id, actor="test")
+    _, token = create_api_client(
+        name=f"fuzz-{role.name}", role=role.role, merchant_id=role.merchant_id, actor="test"
+    )
     return token
 
 
 def _load_schema(base_url: str, token: str):
-    response = requests.get(f"{base_url}/api/schema/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    response = requests.get(
+        f"{base_url}/api/schema/", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
     assert response.status_code == 200, response.text[:500]
     document = yaml.safe_load(response.text)  # /api/schema/ answers YAML
     document["servers"] = [{"url": base_url}]
     return schemathesis.openapi.from_dict(document)
 
 
-def _run(operation, mode: GenerationMode, *, base_url: str, token: str, checks, max_examples: int) -> list[str]:
+def _run(
+    operation, mode: GenerationMode, *, base_url: str, token: str, checks, max_examples: int
+) -> list[str]:
     """Run ``max_examples`` derandomized cases of one operation; return one line per failure."""
     failures: list[str] = []
     seen: set[str] = set()
@@ -112,7 +118,9 @@ def _run(operation, mode: GenerationMode, *, base_url: str, token: str, checks, 
                 if key in seen:
                     continue
                 seen.add(key)
-                message = " | ".join(line for line in getattr(failure, "message", str(failure)).splitlines() if line)
+                message = " | ".join(
+                    line for line in getattr(failure, "message", str(failure)).splitlines() if line
+                )
                 failures.append(
                     f"{key}\n    {message[:400]}\n    status {response.status_code}: "
                     f"{response.text[:200]!r}\n    {case.as_curl_command()[:500]}"
@@ -151,7 +159,12 @@ def test_every_operation_conforms_to_the_schema(live_server, role):
             checks.append(positive_data_acceptance)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             failures += _run(
-                operation, mode, base_url=live_server.url, token=token, checks=checks, max_examples=role.max_examples
+                operation,
+                mode,
+                base_url=live_server.url,
+                token=token,
+                checks=checks,
+                max_examples=role.max_examples,
             )
     assert operations >= 40, f"only {operations} operations in /api/schema/"
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
@@ -198,7 +211,9 @@ def http(live_server):
 
 
 def _planned_rollout(http) -> int:
-    created = http["ops"]("POST", "rollouts", {"plugin_name": "woocommerce", "version": "5.0.0", "percentage": 5})
+    created = http["ops"](
+        "POST", "rollouts", {"plugin_name": "woocommerce", "version": "5.0.0", "percentage": 5}
+    )
     assert created.status_code == 201, created.text
     rollout_id = created.json()["rollout"]["id"]
     stages = [{"percentage": 5}, {"percentage": 50}, {"percentage": 100}]
@@ -285,7 +300,11 @@ def test_hostile_bodies_on_the_newer_endpoints_are_400_and_write_nothing(http, l
         ("admin", "POST", "merchants"),
     ]:
         assert_json_error(http[who](method, path, raw=raw), 400)
-    assert (PlanTemplate.objects.count(), PaymentHealthReport.objects.count(), Merchant.objects.count()) == counts
+    assert (
+        PlanTemplate.objects.count(),
+        PaymentHealthReport.objects.count(),
+        Merchant.objects.count(),
+    ) == counts
     after = RolloutPlan.objects.get(rollout_id=rollout_id)
     assert (after.held, after.current_stage) == (plan.held, plan.current_stage)
 
@@ -335,7 +354,9 @@ def test_another_merchants_credential_is_403_and_writes_nothing(http):
 def test_rollback_approval_refuses_bad_bodies_and_stays_pending(http):
     from rollbacks.models import RollbackHistory
 
-    created = http["admin"]("POST", "merchants", {"merchant_id": str(MERCHANT_A), "name": "Shop A", "high_value": True})
+    created = http["admin"](
+        "POST", "merchants", {"merchant_id": str(MERCHANT_A), "name": "Shop A", "high_value": True}
+    )
     assert created.status_code == 201, created.text
     initiated = http["ops"](
         "POST",
@@ -352,7 +373,14 @@ def test_rollback_approval_refuses_bad_bodies_and_stays_pending(http):
     assert initiated.status_code == 201, initiated.text
     rollback_id = initiated.json()["rollback_id"]
     status_before = RollbackHistory.objects.get(pk=rollback_id).approval_status
-    for raw in ["[]", "null", '{"reason": 5}', '{"reason": "a\\u0000"}', '{"reason": NaN}', '{"reason": "' + "x" * 3000 + '"}']:
+    for raw in [
+        "[]",
+        "null",
+        '{"reason": 5}',
+        '{"reason": "a\\u0000"}',
+        '{"reason": NaN}',
+        '{"reason": "' + "x" * 3000 + '"}',
+    ]:
         for action in ("approve", "reject"):
             assert_json_error(http["admin"]("POST", f"rollback/{rollback_id}/{action}", raw=raw), 400)
     assert RollbackHistory.objects.get(pk=rollback_id).approval_status == status_before == "awaiting_approval"
@@ -384,16 +412,25 @@ def test_a_payment_health_hour_without_its_offset_is_refused(http):
         "attempted": 10,
         "succeeded": 9,
     }
-    body = assert_json_error(http["a"]("POST", "payment-health", {**report, "hour": hour.strftime("%Y-%m-%dT%H:%M:%S")}), 400)
+    body = assert_json_error(
+        http["a"]("POST", "payment-health", {**report, "hour": hour.strftime("%Y-%m-%dT%H:%M:%S")}), 400
+    )
     assert "hour" in body["details"]
     assert not PaymentHealthReport.objects.exists()
-    assert http["a"]("POST", "payment-health", {**report, "hour": hour.strftime("%Y-%m-%dT%H:00:00Z")}).status_code == 201
+    assert (
+        http["a"](
+            "POST", "payment-health", {**report, "hour": hour.strftime("%Y-%m-%dT%H:00:00Z")}
+        ).status_code
+        == 201
+    )
 
 
 def test_rollout_percentages_are_documented_as_the_json_numbers_the_api_takes(http, live_server):
     document = yaml.safe_load(
         requests.get(
-            f"{live_server.url}/api/schema/", headers={"Authorization": f"Bearer {http['ops'].token}"}, timeout=30
+            f"{live_server.url}/api/schema/",
+            headers={"Authorization": f"Bearer {http['ops'].token}"},
+            timeout=30,
         ).text
     )
     for name in ("RolloutCreate", "PatchedRolloutPatch", "Simulate"):
@@ -409,7 +446,10 @@ def test_a_merchant_without_email_or_webhook_matches_its_documented_response(htt
     case = operation.Case(body={"merchant_id": str(uuid.uuid4()), "name": "Shop without contacts"})
     response = case.call(base_url=live_server.url, headers={"Authorization": f"Bearer {http['admin'].token}"})
     assert response.status_code == 201, response.text
-    assert response.json()["merchant"]["contact_email"] == "" and response.json()["merchant"]["webhook_url"] == ""
+    assert (
+        response.json()["merchant"]["contact_email"] == ""
+        and response.json()["merchant"]["webhook_url"] == ""
+    )
     case.validate_response(response, checks=[response_schema_conformance])
 
 

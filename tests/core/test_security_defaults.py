@@ -21,7 +21,10 @@ from molam_upgrades.models import ApiClient, hash_token
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
-PROD = {"SECRET_KEY": "test-only-9f3c1a7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5", "METRICS_TOKEN": "metrics-secret"}
+PROD = {
+    "SECRET_KEY": "test-only-9f3c1a7e5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5",
+    "METRICS_TOKEN": "metrics-secret",
+}
 
 
 def django(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:

@@ -43,7 +43,9 @@ expect = sync_api.expect
 @pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.fail(f"Chromium is not installed at {CHROMIUM} (Debian package: chromium; make test installs it)")
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM} (Debian package: chromium; make test installs it)"
+        )
     # Playwright's sync API keeps an event loop running in this thread; Django refuses ORM
     # calls from such a thread unless told it is safe (it is: the loop is idle meanwhile).
     previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

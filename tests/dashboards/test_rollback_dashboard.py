@@ -89,7 +89,7 @@ def test_the_chart_draws_fourteen_days_split_by_outcome(viewer):
     assert len(bars) == 14
     assert sum(b["successful"] for b in bars) == 2 and sum(b["failed"] for b in bars) == 1
     html = response.content.decode()
-    start = html.index('<svg viewBox')  # the chart, not a percentage bar
+    start = html.index("<svg viewBox")  # the chart, not a percentage bar
     svg = html[start : html.index("</svg>", start)]
     assert svg.count('class="chart__ok"') == 1 and svg.count('class="chart__fail"') == 1
     assert "2 successful, 1 failed" in svg and 'role="img"' in svg

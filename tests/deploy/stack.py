@@ -42,7 +42,9 @@ def require(tool: str, package: str) -> str:
     return path
 
 
-def wait_until(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+def wait_until(
+    predicate, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None
+):
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -109,7 +111,9 @@ class Stack:
         return service
 
     def start_web(self, name: str, port: int, **env: str) -> Service:
-        service = self.start(name, str(ROOT / "bin" / "start-web"), PORT=str(port), WEB_HOST="127.0.0.1", **env)
+        service = self.start(
+            name, str(ROOT / "bin" / "start-web"), PORT=str(port), WEB_HOST="127.0.0.1", **env
+        )
         wait_until(
             lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200,
             60,
@@ -186,7 +190,8 @@ def build_stack(tmp: Path) -> Stack:
         key: value
         for key, value in os.environ.items()
         # The pytest process's own settings do not leak into the "containers".
-        if key not in {"DJANGO_SETTINGS_MODULE", "CELERY_TASK_ALWAYS_EAGER", "REDIS_URL", "DATABASE_URL", "DEBUG"}
+        if key
+        not in {"DJANGO_SETTINGS_MODULE", "CELERY_TASK_ALWAYS_EAGER", "REDIS_URL", "DATABASE_URL", "DEBUG"}
     }
     https_port, http_port = free_port(), free_port()
     env.update(
@@ -215,7 +220,16 @@ def build_stack(tmp: Path) -> Stack:
     (tmp / "var").mkdir()
     try:
         redis = stack.start(
-            "redis", redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"
+            "redis",
+            redis_server,
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
         )
         wait_until(
             lambda: socket.create_connection(("127.0.0.1", redis_port), timeout=1).close() is None,
@@ -239,11 +253,21 @@ def build_stack(tmp: Path) -> Stack:
         stack.web_port = free_port()
         stack.start_web("web", stack.web_port)
 
-        worker = stack.start("worker", "celery", "-A", "molam_upgrades", "worker", "--loglevel=INFO", "--concurrency=1")
+        worker = stack.start(
+            "worker", "celery", "-A", "molam_upgrades", "worker", "--loglevel=INFO", "--concurrency=1"
+        )
         beat = stack.start("beat", "celery", "-A", "molam_upgrades", "beat", "--loglevel=INFO")
         # Compose gives them a start period before the first healthcheck counts; so does this.
-        wait_until(lambda: " ready." in worker.log.read_text(errors="replace"), 120, "celery worker", worker.proc, worker.log)
-        wait_until(lambda: any((tmp / "var").glob("celerybeat-schedule*")), 60, "celery beat", beat.proc, beat.log)
+        wait_until(
+            lambda: " ready." in worker.log.read_text(errors="replace"),
+            120,
+            "celery worker",
+            worker.proc,
+            worker.log,
+        )
+        wait_until(
+            lambda: any((tmp / "var").glob("celerybeat-schedule*")), 60, "celery beat", beat.proc, beat.log
+        )
 
         stack.http_port, stack.https_port, stack.caddy_admin_port = http_port, https_port, free_port()
         caddy_service = stack.start(
@@ -265,8 +289,10 @@ def build_stack(tmp: Path) -> Stack:
             HOME=str(tmp),
         )
         wait_until(
-            lambda: stack.ca_root.exists()
-            and stack.session().get(f"{stack.https}/healthz", timeout=3).status_code == 200,
+            lambda: (
+                stack.ca_root.exists()
+                and stack.session().get(f"{stack.https}/healthz", timeout=3).status_code == 200
+            ),
             60,
             "caddy",
             caddy_service.proc,

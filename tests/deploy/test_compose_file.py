@@ -93,13 +93,16 @@ def test_every_long_running_service_has_a_healthcheck_that_can_pass():
     assert "127.0.0.1" in allowed
     healthcheck = (ROOT / "bin" / "healthcheck").read_text()
     assert "http://127.0.0.1:" in healthcheck
-    assert 'HEALTHCHECK --interval=15s --timeout=10s --start-period=20s --retries=3 CMD ["bin/healthcheck", "web"]' in (
-        ROOT / "Dockerfile"
-    ).read_text()
+    assert (
+        'HEALTHCHECK --interval=15s --timeout=10s --start-period=20s --retries=3 CMD ["bin/healthcheck", "web"]'
+        in (ROOT / "Dockerfile").read_text()
+    )
 
 
 def test_the_image_installs_locked_dependencies_first_and_runs_as_a_user():
-    lines = [line for line in (ROOT / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line for line in (ROOT / "Dockerfile").read_text().splitlines() if line and not line.startswith("#")
+    ]
     copy_lock = lines.index("COPY requirements.lock ./")
     install = lines.index("RUN pip install -r requirements.lock")
     copy_source = lines.index("COPY . .")
@@ -127,7 +130,11 @@ def test_the_lock_files_pin_every_dependency_of_pyproject():
     dev = _pinned((ROOT / "requirements-dev.lock").read_text())
     missing = _names(project["dependencies"]) - set(runtime)
     assert not missing, f"requirements.lock is stale (run make lock): {sorted(missing)}"
-    extras = project["dependencies"] + project["optional-dependencies"]["dev"] + project["optional-dependencies"]["agent"]
+    extras = (
+        project["dependencies"]
+        + project["optional-dependencies"]["dev"]
+        + project["optional-dependencies"]["agent"]
+    )
     missing = _names(extras) - set(dev)
     assert not missing, f"requirements-dev.lock is stale (run make lock): {sorted(missing)}"
     # The image and the tests run the same versions.
@@ -137,7 +144,9 @@ def test_the_lock_files_pin_every_dependency_of_pyproject():
 def test_docker_compose_accepts_the_file_where_the_compose_plugin_exists(tmp_path):
     """`docker compose config` with the documented .env; the structural tests above run everywhere."""
     docker = shutil.which("docker")
-    has_compose = docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    has_compose = (
+        docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    )
     if not has_compose:
         # Not a skip: the compose file is still parsed and checked by every test above.
         assert COMPOSE["name"] == "molam-upgrades"

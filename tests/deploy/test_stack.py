@@ -23,7 +23,9 @@ AS_CADDY = {"X-Forwarded-Proto": "https", "Connection": "close"}
 
 
 def ops_token(stack) -> str:
-    result = stack.run("python", "manage.py", "create_api_client", f"ops-{time.monotonic_ns()}", "--role", "ops_plugins")
+    result = stack.run(
+        "python", "manage.py", "create_api_client", f"ops-{time.monotonic_ns()}", "--role", "ops_plugins"
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 
@@ -48,7 +50,9 @@ def test_static_files_are_served_hashed_and_compressed(stack):
     page = stack.session().get(f"{stack.https}/login/", timeout=10).text
     css = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', page)
     assert css, "the stylesheet is not served under its hashed (manifest) name"
-    response = stack.session().get(f"{stack.https}{css.group(1)}", headers={"Accept-Encoding": "gzip"}, timeout=10)
+    response = stack.session().get(
+        f"{stack.https}{css.group(1)}", headers={"Accept-Encoding": "gzip"}, timeout=10
+    )
     assert response.status_code == 200
     assert response.headers.get("Content-Encoding") in {"gzip", "zstd", "br"}
     assert "immutable" in response.headers["Cache-Control"]
@@ -126,7 +130,10 @@ def test_metrics_need_the_token_and_show_request_histograms_from_both_workers(st
         assert match, scrape.text[:2000]
         # Whichever worker answers, the count is every worker's.
         assert float(match.group(1)) == sent
-        assert 'molam_http_request_duration_seconds_bucket{le="0.25",method="GET",route="/api/plugins/rollouts",status="200"}' in scrape.text
+        assert (
+            'molam_http_request_duration_seconds_bucket{le="0.25",method="GET",route="/api/plugins/rollouts",status="200"}'
+            in scrape.text
+        )
         scraped_by = {line["pid"] for line in stack.access_lines() if line["route"] == "/metrics"}
         if scraped_by >= pids:
             break
@@ -134,7 +141,9 @@ def test_metrics_need_the_token_and_show_request_histograms_from_both_workers(st
 
 
 def test_the_access_log_has_one_json_line_per_request(stack):
-    response = stack.session().get(f"{stack.https}/api/plugins/releases", headers={"X-Request-ID": "req-deploy-1"}, timeout=10)
+    response = stack.session().get(
+        f"{stack.https}/api/plugins/releases", headers={"X-Request-ID": "req-deploy-1"}, timeout=10
+    )
     assert response.status_code == 401 and response.headers["X-Request-ID"] == "req-deploy-1"
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:

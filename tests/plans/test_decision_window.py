@@ -82,7 +82,11 @@ def test_changing_the_window_is_seen_at_once(night_rollout, clock, django_captur
     assert ask()["should_upgrade"] is True
     with django_capture_on_commit_callbacks(execute=True):
         services.attach_plan(
-            night_rollout.pk, actor="user:olivia", stages=[{"percentage": 100}], timezone_name="Africa/Dakar", windows=NIGHTS
+            night_rollout.pk,
+            actor="user:olivia",
+            stages=[{"percentage": 100}],
+            timezone_name="Africa/Dakar",
+            windows=NIGHTS,
         )
     assert ask()["should_upgrade"] is False
     with django_capture_on_commit_callbacks(execute=True):

@@ -114,7 +114,10 @@ def test_sql_and_python_agree_on_merchant_counts_with_repeats_outsiders_and_late
     rng = random.Random(20261129)
     base = timezone.now()
     rollout = RolloutFactory(
-        plugin_name="woocommerce", version="4.0.0", rollout_percentage=30, created_at=base - timedelta(hours=2)
+        plugin_name="woocommerce",
+        version="4.0.0",
+        rollout_percentage=30,
+        created_at=base - timedelta(hours=2),
     )
     merchants = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(80)]
     for _ in range(600):

@@ -74,7 +74,9 @@ def main(out_dir: Path, zip_path: Path) -> None:
             check=True,
         )
         page.goto(f"{url}/wp-admin/plugins.php")
-        page.screenshot(path=str(out_dir / "4-rollback-notice.png"), clip={"x": 0, "y": 0, "width": 1100, "height": 420})
+        page.screenshot(
+            path=str(out_dir / "4-rollback-notice.png"), clip={"x": 0, "y": 0, "width": 1100, "height": 420}
+        )
         browser.close()
 
 
