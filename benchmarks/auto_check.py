@@ -120,9 +120,10 @@ def main() -> None:
         elapsed, count = timed(sql)
         sql_runs.append(elapsed)
         assert count == FAILING, count
-    fmt = lambda xs: (
-        f"median {statistics.median(xs) * 1000:.0f} ms, min {min(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"
-    )  # noqa: E731
+
+    def fmt(xs):
+        return f"median {statistics.median(xs) * 1000:.0f} ms, min {min(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms"
+
     print(
         f"auto-check over {REPORTS:,} reports, {ROLLOUTS} active rollouts, {FAILING} paused per run ({REPEAT} runs):"
     )
