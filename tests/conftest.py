@@ -15,6 +15,9 @@ from molam_upgrades.auth import clear_token_cache
 from molam_upgrades.celery import app as celery_app
 from molam_upgrades.credentials import create_api_client
 
+# Chromium fixtures (browser, page) for the page tests.
+pytest_plugins = ["tests.browser"]
+
 MERCHANT_A = uuid.UUID("123e4567-e89b-12d3-a456-426614174000")
 MERCHANT_B = uuid.UUID("9b2f7a1e-3c4d-4e5f-8a6b-7c8d9e0f1a2b")
 

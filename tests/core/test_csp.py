@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import person, sign_in
 from tests.dashboards.conftest import make_auto_paused_rollout, make_rollout
-from tests.dashboards.test_browser import browser, page, person, sign_in  # noqa: F401 - fixtures
 from tests.factories import RollbackFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]

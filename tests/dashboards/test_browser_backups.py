@@ -8,9 +8,8 @@ import pytest
 
 from backups.models import PluginBackup
 from molam_upgrades.models import AuditEntry
+from tests.browser import expect, person, screenshot, sign_in
 from tests.factories import BackupFactory
-
-from .test_browser import browser, expect, page, person, screenshot, sign_in  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

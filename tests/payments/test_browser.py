@@ -3,15 +3,11 @@ detail page shows canary vs baseline, and a pay_admin approves a forced rollback
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from molam_upgrades.models import AuditEntry
@@ -19,63 +15,12 @@ from rollbacks import services as rollback_services
 from rollbacks.models import RollbackHistory
 from rollouts import services as rollout_services
 from rollouts.models import Rollout
+from tests.browser import person, screenshot, sign_in
 from tests.merchants.factories import HighValueMerchantFactory
 
 from .factories import Side, build_fleet
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-PASSWORD = "browser-pass-123"
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)")
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # the ORM runs while Playwright's loop idles
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.base = live_server.url
-    yield page
-    context.close()
-
-
-def person(username: str, role: str) -> User:
-    user = User.objects.create_user(username=username, password=PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
-
-def sign_in(page, username: str, path: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(f"{page.base}{path}")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
-
-
-def screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def test_the_rollout_detail_page_shows_canary_against_baseline(page):

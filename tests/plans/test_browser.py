@@ -9,68 +9,22 @@ A missing browser is a failure that says what to install, never a skip.
 
 from __future__ import annotations
 
-import os
-import re
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from plans import services
 from plans.seeds import SEEDED_TEMPLATES
 from rollouts import services as rollout_services
 from rollouts.models import Rollout
+from tests.browser import person, screenshot, sign_in
 from tests.factories import UpgradeLogFactory
 
 from .conftest import report, start_rollout
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-PASSWORD = "browser-pass-123"
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    assert Path(CHROMIUM).exists(), (
-        f"Chromium is needed at {CHROMIUM} (apt-get install chromium) or CHROMIUM_PATH"
-    )
-    from playwright import sync_api
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(viewport={"width": 1366, "height": 900}, timezone_id="Africa/Dakar")
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    page.base = live_server.url
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.console_errors = errors
-    yield page
-    context.close()
 
 
 @pytest.fixture
@@ -91,26 +45,6 @@ def _templates(db):
         )
 
 
-def person(username: str, role: str) -> User:
-    user = User.objects.create_user(username=username, password=PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
-
-def sign_in(page, expect, username: str, path: str) -> None:
-    page.goto(f"{page.base}{path}")
-    expect(page).to_have_url(re.compile(r"/login/\?next="))
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(re.escape(path) + "$"))
-
-
-def screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
 def test_the_control_page_updates_by_itself_when_sira_pauses_a_rollout(page, expect):
     person("olivia", "ops_plugins")
     rollout = start_rollout(percentage="5")
@@ -119,7 +53,7 @@ def test_the_control_page_updates_by_itself_when_sira_pauses_a_rollout(page, exp
         actor="user:olivia",
         stages=[{"percentage": 5, "min_soak_minutes": 60}, {"percentage": 25}],
     )
-    sign_in(page, expect, "olivia", "/ops/rollout-control")
+    sign_in(page, "olivia", "/ops/rollout-control")
     card = page.locator(f"#rollout-{rollout.pk}")
     expect(card.locator(".badge--active")).to_have_text("Active")
     expect(card).to_contain_text("Stage 1 of 2 (5 %)")
@@ -170,7 +104,7 @@ def test_the_detail_page_shows_the_timeline_and_the_trail(page, expect):
     report(rollout, ok=1, failed=3, when=now - timedelta(minutes=5))
     rollout_services.auto_pause_failing_rollouts(source="command")
 
-    sign_in(page, expect, "victor", f"/ops/rollouts/{rollout.pk}")
+    sign_in(page, "victor", f"/ops/rollouts/{rollout.pk}")
     expect(page.get_by_role("heading", level=1)).to_contain_text("woocommerce")
     expect(page.locator("[data-plan-summary]")).to_contain_text("Stage 1 of 4 (5 %)")
     timeline = page.locator("svg[data-timeline]")
@@ -193,7 +127,7 @@ def test_the_preview_shows_counts_before_starting(page, expect):
     person("olivia", "ops_plugins")
     for i in range(60):
         UpgradeLogFactory(merchant_id=uuid.UUID(int=i + 1), plugin_name="woocommerce", to_version="3.9.0")
-    sign_in(page, expect, "olivia", "/ops/rollout-control")
+    sign_in(page, "olivia", "/ops/rollout-control")
     form = page.locator("#start-rollout")
     form.get_by_label("Plugin").fill("woocommerce")
     form.get_by_label("Version").fill("4.0.0")
