@@ -72,13 +72,14 @@ function molam_form_deactivate() {
 }
 
 /**
- * The WP-cron job: one upgrade run; the lock inside safe_upgrade keeps runs from overlapping.
+ * The WP-cron job: one upgrade run, then the payment health report; the lock inside safe_upgrade keeps runs from overlapping.
  *
  * @return array
  */
 function molam_form_cron_run() {
 	$result = Molam_Form_Upgrade::run();
 	update_option( 'molam_form_last_run', array_merge( $result, array( 'at' => time() ) ), false );
+	Molam_Form_Payment_Health::maybe_report(); // Hourly: only once a new hour is complete.
 	return $result;
 }
 
