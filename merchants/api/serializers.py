@@ -6,12 +6,28 @@ import ipaddress
 import zoneinfo
 from urllib.parse import urlsplit
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from molam_upgrades.api.fields import StrictBooleanField, StrictUUIDField
 from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
 from ..models import Merchant, MerchantNotice, NoticeDelivery
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$", "example": "22:00", "nullable": True}
+)
+class WallClockTimeField(serializers.TimeField):
+    """A local wall-clock time ``HH:MM`` in the merchant's time zone: no seconds, no UTC offset."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", input_formats=["%H:%M"], **kwargs)
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            self.fail("invalid", format="HH:MM")
+        return super().to_internal_value(value)
 
 
 class StrictCharField(serializers.CharField):
@@ -76,8 +92,8 @@ class MerchantUpdateSerializer(serializers.Serializer):
     high_value = StrictBooleanField(required=False)
     contact_email = serializers.EmailField(required=False, allow_blank=True)
     webhook_url = WebhookUrlField(required=False, allow_blank=True, max_length=2048)
-    quiet_start = serializers.TimeField(required=False, allow_null=True)
-    quiet_end = serializers.TimeField(required=False, allow_null=True)
+    quiet_start = WallClockTimeField(required=False, allow_null=True)
+    quiet_end = WallClockTimeField(required=False, allow_null=True)
     time_zone = TimeZoneField(required=False, max_length=64)
 
     def validate(self, attrs):
@@ -106,6 +122,8 @@ class MerchantSerializer(OutputModelSerializer):
     # An address or "" (none given): the model fields' schemas would say e-mail / URI only.
     contact_email = serializers.EmailField(read_only=True, allow_blank=True)
     webhook_url = serializers.URLField(read_only=True, allow_blank=True)
+    quiet_start = WallClockTimeField(read_only=True, allow_null=True)
+    quiet_end = WallClockTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = Merchant

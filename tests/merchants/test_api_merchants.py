@@ -112,3 +112,14 @@ def test_list_filters_and_unknown_merchant(cast):
     assert listed["total"] == 1 and listed["merchants"][0]["country"] == "SN"
     assert_error(cast.viewer.get(f"merchants/{uuid.uuid4()}"), 404)
     assert_error(cast.plugin_a.get("merchants"), 403)
+
+
+def test_quiet_hours_are_wall_clock_hh_mm_without_an_offset(cast):
+    body = new_merchant()
+    refused = cast.ops.post("merchants", {**body, "quiet_start": "12:22:20.252-20:40", "quiet_end": "05:00"})
+    assert refused.status_code == 400, refused.content
+    assert not Merchant.objects.filter(pk=body["merchant_id"]).exists()
+    created = cast.ops.post("merchants", {**body, "quiet_start": "22:30", "quiet_end": "06:00"})
+    assert created.status_code == 201, created.content
+    assert created.json()["merchant"]["quiet_start"] == "22:30"
+    assert created.json()["merchant"]["quiet_end"] == "06:00"
