@@ -25,8 +25,9 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection  # noqa: E402
 
+from benchmarks.timing import timed  # noqa: E402
 from rollouts.services import auto_pause_failing_rollouts  # noqa: E402
 
 ROLLOUTS = int(os.environ.get("ROLLOUTS", 200))
@@ -82,23 +83,6 @@ def load() -> None:
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE plugin_upgrade_logs")
         cur.execute("VACUUM ANALYZE plugin_rollouts")
-
-
-class _Undo(Exception):
-    pass
-
-
-def timed(run) -> tuple[float, object]:
-    result = None
-    started = time.perf_counter()
-    try:
-        with transaction.atomic():
-            result = run()
-            elapsed = time.perf_counter() - started
-            raise _Undo
-    except _Undo:
-        pass
-    return elapsed, result
 
 
 def main() -> None:

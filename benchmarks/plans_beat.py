@@ -35,9 +35,10 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command, get_commands  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from benchmarks.timing import timed  # noqa: E402
 from plans.models import PlanStage, RolloutPlan  # noqa: E402
 from plans.services import advance_plans  # noqa: E402
 from rollouts.models import Rollout  # noqa: E402
@@ -133,23 +134,6 @@ def load() -> None:
     with connection.cursor() as cur:
         for table in ("plugin_upgrade_logs", "plugin_rollouts", "rollout_plans", "rollout_plan_stages"):
             cur.execute(f"VACUUM ANALYZE {table}")
-
-
-class _Undo(Exception):
-    pass
-
-
-def timed(run) -> tuple[float, object]:
-    result = None
-    started = time.perf_counter()
-    try:
-        with transaction.atomic():
-            result = run()
-            elapsed = time.perf_counter() - started
-            raise _Undo
-    except _Undo:
-        pass
-    return elapsed, result
 
 
 def main() -> None:
