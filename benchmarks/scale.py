@@ -18,6 +18,17 @@ first with all 1,000 rollouts active, then with 20 active. Medians of ``REPEAT``
 warm-up. Prints a table and writes ``var/bench/scale-<time>/results.json``.
 
     .venv/bin/python benchmarks/scale.py                  # SIZES=100000,10000000 REPEAT=5
+
+To iterate on one read without reloading 10 M rows each time (the load takes ~10 minutes):
+
+    RELOAD=0 SIZES=10000000 ACTIVE=20 READS=metrics,rollback_dashboard,rollback_stats \
+        .venv/bin/python benchmarks/scale.py
+
+``RELOAD=0`` keeps ``molam_scale`` when it already holds the size's history (same number of
+rollouts, upgrade reports and rollbacks; it is migrated, not reloaded), and loads it otherwise.
+``READS`` (names as in the table, without the ``(N active)`` suffix) times only those reads;
+``ACTIVE`` lists the active-rollout counts to time (default ``ROLLOUTS,FEW_ACTIVE``; the
+dashboard, stats and history reads run with ``FEW_ACTIVE``).
 """
 
 from __future__ import annotations
@@ -46,6 +57,16 @@ FEW_ACTIVE = int(os.environ.get("FEW_ACTIVE", 20))
 FAILING = int(os.environ.get("FAILING", 10))  # rollouts (among the first FEW_ACTIVE) failing at ~10 %
 REPEAT = int(os.environ.get("REPEAT", 5))
 DEEP_OFFSET = int(os.environ.get("DEEP_OFFSET", 5000))
+RELOAD = os.environ.get("RELOAD", "1") != "0"
+READ_NAMES = (
+    "sira_python", "sira_sql", "metrics", "rollout_control", "rollback_dashboard", "rollback_stats",
+    "history_offset", "history_keyset",
+)  # fmt: skip
+READS_PER_PASS = ("sira_python", "sira_sql", "metrics", "rollout_control")  # timed at every ACTIVE count
+READS = [r.strip() for r in os.environ.get("READS", ",".join(READ_NAMES)).split(",") if r.strip()]
+ACTIVE = [int(a) for a in os.environ.get("ACTIVE", f"{ROLLOUTS},{FEW_ACTIVE}").split(",") if a]
+if unknown := set(READS) - set(READ_NAMES):
+    raise SystemExit(f"READS: unknown read(s) {', '.join(sorted(unknown))}; known: {', '.join(READ_NAMES)}")
 HOT_PLUGIN = "scale-0001"  # a tenth of all rollbacks: the plugin whose history has deep pages
 
 SERVER_ENV = {
@@ -98,6 +119,20 @@ def recreate_database() -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
         admin.execute(f'CREATE DATABASE "{DB_NAME}"')
     manage("migrate", "--noinput", "-v0")
+
+
+def already_loaded(reports: int) -> bool:
+    """Whether ``molam_scale`` holds this size's history (exact counts; ~1 s at 10 M)."""
+    connection.close()
+    try:
+        with psycopg.connect(DATABASE_URL) as db:
+            counts = db.execute(
+                "SELECT (SELECT count(*) FROM plugin_rollouts), (SELECT count(*) FROM plugin_upgrade_logs), "
+                "(SELECT count(*) FROM plugin_rollback_history WHERE NOT sira_triggered)"
+            ).fetchone()
+    except psycopg.Error:  # no database, or not migrated
+        return False
+    return counts == (ROLLOUTS, reports, max(reports // 10, 1000))
 
 
 def secondary_indexes(cur, table: str) -> list[tuple[str, str]]:
@@ -353,14 +388,19 @@ def keyset_supported(session: requests.Session, base: str) -> bool:
 
 def measure(reports: int, out: Path) -> dict:
     results: dict = {"reports": reports, "rollbacks": max(reports // 10, 1000), "rollouts": ROLLOUTS}
-    log(f"== {reports:,} reports: recreating {DB_NAME} and migrating")
-    recreate_database()
-    started = time.perf_counter()
-    results["load"] = load(reports)
-    results["load"]["total_s"] = time.perf_counter() - started
-    log(
-        f"loaded in {results['load']['total_s']:.0f} s: {json.dumps({k: round(v, 1) for k, v in results['load'].items()})}"
-    )
+    if not RELOAD and already_loaded(reports):
+        log(f"== {reports:,} reports: {DB_NAME} already holds them (RELOAD=0), migrating only")
+        manage("migrate", "--noinput", "-v0")
+        results["load"] = {"reused": True}
+    else:
+        log(f"== {reports:,} reports: recreating {DB_NAME} and migrating")
+        recreate_database()
+        started = time.perf_counter()
+        results["load"] = load(reports)
+        results["load"]["total_s"] = time.perf_counter() - started
+        log(
+            f"loaded in {results['load']['total_s']:.0f} s: {json.dumps({k: round(v, 1) for k, v in results['load'].items()})}"
+        )
     connection.close()
     token, session_id = credentials()
     api = requests.Session()
@@ -368,29 +408,40 @@ def measure(reports: int, out: Path) -> dict:
     page = requests.Session()
     page.cookies.set("sessionid", session_id)
     reads: dict[str, dict] = {}
-    for active in (ROLLOUTS, FEW_ACTIVE):
+    for active in ACTIVE:
+        if not set(READS) & (set(READ_NAMES) if active == FEW_ACTIVE else set(READS_PER_PASS)):
+            continue  # none of the chosen reads runs in this pass
         set_active(active)
         connection.close()
         server = Server(out)
         try:
             label = f"{active} active"
             log(f"timing with {label}")
-            reads[f"sira_python ({label})"] = time_in_rolled_back_transaction(sira_python, FAILING)
-            reads[f"sira_sql ({label})"] = time_in_rolled_back_transaction(sira_sql, FAILING)
-            reads[f"metrics ({label})"] = time_http(
-                page,
-                f"{server.base}/metrics",
-                headers={"Authorization": f"Bearer {SERVER_ENV['METRICS_TOKEN']}"},
-            )
-            reads[f"rollout_control ({label})"] = time_http(page, f"{server.base}/ops/rollout-control")
-            if active == FEW_ACTIVE:
-                reads["rollback_dashboard"] = time_http(page, f"{server.base}/ops/rollback-dashboard")
-                reads["rollback_stats"] = time_http(api, f"{server.base}/api/plugins/rollback/stats")
-                query = {"plugin_name": HOT_PLUGIN, "success": "false", "offset": DEEP_OFFSET}
-                reads["history_offset"] = time_http(
-                    api, f"{server.base}/api/plugins/rollback/history?{urlencode(query)}"
+            # With FAILING rollouts active, every Sira run pauses them all (rolled back after).
+            expect = min(FAILING, active)
+            if "sira_python" in READS:
+                reads[f"sira_python ({label})"] = time_in_rolled_back_transaction(sira_python, expect)
+            if "sira_sql" in READS:
+                reads[f"sira_sql ({label})"] = time_in_rolled_back_transaction(sira_sql, expect)
+            if "metrics" in READS:
+                reads[f"metrics ({label})"] = time_http(
+                    page,
+                    f"{server.base}/metrics",
+                    headers={"Authorization": f"Bearer {SERVER_ENV['METRICS_TOKEN']}"},
                 )
-                cursor = history_cursor(DEEP_OFFSET)
+            if "rollout_control" in READS:
+                reads[f"rollout_control ({label})"] = time_http(page, f"{server.base}/ops/rollout-control")
+            if active == FEW_ACTIVE:
+                if "rollback_dashboard" in READS:
+                    reads["rollback_dashboard"] = time_http(page, f"{server.base}/ops/rollback-dashboard")
+                if "rollback_stats" in READS:
+                    reads["rollback_stats"] = time_http(api, f"{server.base}/api/plugins/rollback/stats")
+                query = {"plugin_name": HOT_PLUGIN, "success": "false", "offset": DEEP_OFFSET}
+                if "history_offset" in READS:
+                    reads["history_offset"] = time_http(
+                        api, f"{server.base}/api/plugins/rollback/history?{urlencode(query)}"
+                    )
+                cursor = history_cursor(DEEP_OFFSET) if "history_keyset" in READS else None
                 if cursor and keyset_supported(api, server.base):
                     query = {"plugin_name": HOT_PLUGIN, "success": "false", "before": cursor}
                     reads["history_keyset"] = time_http(
