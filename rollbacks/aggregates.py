@@ -38,7 +38,7 @@ from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 
 from molam_upgrades.sira_rules import MerchantCounts, is_error, merchant_change
 
@@ -123,34 +123,42 @@ def count_report(report: UpgradeLog) -> None:
 def _record_latest_outcome(report: UpgradeLog) -> MerchantCounts:
     """Upsert the merchant's latest outcome; return how the rollout's merchant counts move.
 
-    Insert first (``ON CONFLICT DO NOTHING``: no savepoint, no error), then read the row under
-    a lock: if it holds this report, the merchant is new to the rollout. A concurrent first
-    report of the same merchant waits on that lock, then sees the committed row.
+    One ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` (PostgreSQL, SQLite ≥ 3.35): the row
+    keeps the outcome it replaced (``previous_status``, read from the old row inside the same
+    statement), and ``reports = 1`` after the statement means the merchant is new to the
+    rollout. The conflict path locks the row, so a concurrent report of the same merchant waits
+    for this transaction and then builds on its outcome. The latest report is the larger
+    (``created_at``, ``id``), as the rebuild's ``DISTINCT ON`` orders them; an older report
+    arriving late only adds to ``reports``.
     """
-    rows = RolloutMerchantOutcome.objects.filter(rollout_id=report.rollout_id, merchant_id=report.merchant_id)
-    RolloutMerchantOutcome.objects.bulk_create(
-        [
-            RolloutMerchantOutcome(
-                rollout_id=report.rollout_id,
-                merchant_id=report.merchant_id,
-                status=report.status,
-                report_id=report.pk,
-                reported_at=report.created_at,
-                reports=1,
-            )
-        ],
-        ignore_conflicts=True,
-    )
-    row = rows.select_for_update().get()
-    if row.report_id == report.pk:
-        return merchant_change(None, report.status)
-    # Latest by (created_at, id), as the rebuild's DISTINCT ON orders them.
-    newer = (report.created_at, str(report.pk)) > (row.reported_at, str(row.report_id))
-    changes: dict = {"reports": F("reports") + 1}
-    if newer:
-        changes.update(status=report.status, report_id=report.pk, reported_at=report.created_at)
-    rows.update(**changes)
-    return merchant_change(row.status, report.status) if newer else MerchantCounts()
+    newer = "(excluded.reported_at, excluded.report_id) > (o.reported_at, o.report_id)"
+    with connection.cursor() as cur:
+        cur.execute(
+            "INSERT INTO rollout_merchant_outcomes AS o "
+            "(rollout_id, merchant_id, status, report_id, reported_at, reports) "
+            "VALUES (%s, %s, %s, %s, %s, 1) "
+            "ON CONFLICT (rollout_id, merchant_id) DO UPDATE SET "
+            "reports = o.reports + 1, previous_status = o.status, "
+            f"status = CASE WHEN {newer} THEN excluded.status ELSE o.status END, "
+            f"report_id = CASE WHEN {newer} THEN excluded.report_id ELSE o.report_id END, "
+            f"reported_at = CASE WHEN {newer} THEN excluded.reported_at ELSE o.reported_at END "
+            "RETURNING reports, previous_status, status",
+            [
+                report.rollout_id,
+                _prep("merchant_id", report.merchant_id),
+                report.status,
+                _prep("report_id", report.pk),
+                _prep("reported_at", report.created_at),
+            ],
+        )
+        reports, previous, latest = cur.fetchone()
+    return merchant_change(None if reports == 1 else previous, latest)
+
+
+def _prep(field_name: str, value):
+    """A value as its ``rollout_merchant_outcomes`` column takes it on this database (UUIDs are
+    hex text and datetimes naive UTC text on SQLite)."""
+    return RolloutMerchantOutcome._meta.get_field(field_name).get_db_prep_value(value, connection)
 
 
 def _add(rollout_id: int, stripe: int, deltas: dict[str, int]) -> None:

@@ -144,6 +144,12 @@ class RolloutMerchantOutcome(models.Model):
     reports = models.PositiveIntegerField(
         default=0, db_default=0, help_text="Reports from this merchant for this rollout."
     )
+    previous_status = models.TextField(
+        choices=UpgradeStatus.choices,
+        null=True,
+        blank=True,
+        help_text="The outcome the last report replaced (null until the merchant reports twice).",
+    )
 
     class Meta:
         db_table = "rollout_merchant_outcomes"

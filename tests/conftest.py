@@ -62,9 +62,11 @@ def _fresh_token_cache():
 def _clear_cache():
     from django.core.cache import cache
 
+    from molam_upgrades import throttling
     from rollouts.cohort import clear_local_cache
 
     cache.clear()
+    throttling.reset()
     clear_local_cache()
     yield
     clear_local_cache()

@@ -33,7 +33,8 @@ from typing import Any
 from uuid import UUID
 
 import django_filters
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, permissions, serializers
 from rest_framework.pagination import LimitOffsetPagination
@@ -177,6 +178,31 @@ class _KeyAlreadyUsed(Exception):
     """Another request committed the same Idempotency-Key first."""
 
 
+def _record_first_response(principal: str, key: str, fingerprint: str, response: Response) -> bool:
+    """Store the response for ``(principal, key)``; False when another request stored one first.
+
+    ``INSERT … ON CONFLICT DO NOTHING RETURNING``: no savepoint and no exception on the race
+    (PostgreSQL waits for the other transaction holding the key, then sees its row).
+    """
+    body = json.loads(json.dumps(response.data, default=str))
+    fields = IdempotencyRecord._meta
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {fields.db_table} "
+            "(principal, key, request_fingerprint, status_code, response_body, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (principal, key) DO NOTHING RETURNING id",
+            [
+                principal,
+                key,
+                fingerprint,
+                response.status_code,
+                fields.get_field("response_body").get_db_prep_save(body, connection),
+                fields.get_field("created_at").get_db_prep_save(timezone.now(), connection),
+            ],
+        )
+        return cur.fetchone() is not None
+
+
 class IdempotencyMixin:
     """Runs every writing action once per ``Idempotency-Key``; a replay returns the first response.
 
@@ -208,18 +234,10 @@ class IdempotencyMixin:
             try:
                 with transaction.atomic():
                     response = compute()
-                    if 200 <= response.status_code < 300:
-                        try:
-                            with transaction.atomic():
-                                IdempotencyRecord.objects.create(
-                                    principal=principal,
-                                    key=key,
-                                    request_fingerprint=fingerprint,
-                                    status_code=response.status_code,
-                                    response_body=json.loads(json.dumps(response.data, default=str)),
-                                )
-                        except IntegrityError as exc:
-                            raise _KeyAlreadyUsed from exc
+                    if 200 <= response.status_code < 300 and not _record_first_response(
+                        principal, key, fingerprint, response
+                    ):
+                        raise _KeyAlreadyUsed  # rolls this request's work back
                     return response
             except _KeyAlreadyUsed:
                 existing = IdempotencyRecord.objects.get(principal=principal, key=key)
