@@ -2,11 +2,13 @@
 
 Each round: a fresh database (MariaDB or PostgreSQL, at random) with 2,000 orders, a plugin at
 3.9.0, shop writers running (one honouring the maintenance flag, one not; inserts, payment
-updates, other plugins' tables), and one upgrade to 4.0.0 in a random migration mode (expand,
-down files, snapshot) that either succeeds, fails its smoke test and rolls back, or is killed
-with SIGKILL at a random moment and recovered after the flag's TTL. Then the checks of
-``tests/agent/lostwrites.py``: every committed write live with its last value, no foreign table
-dropped, files and schema wholly old or wholly new. Prints ``lost=0`` when nothing was lost.
+updates, deletions of orders and re-inserts under the same primary key, other plugins'
+tables), and one upgrade to 4.0.0 in a random migration mode (expand, down files, snapshot)
+that either succeeds, fails its smoke test and rolls back, or is killed with SIGKILL at a
+random moment and recovered after the flag's TTL. Then the checks of
+``tests/agent/lostwrites.py``: every committed write live with its last value, every committed
+deletion still deleted (a row that comes back counts as lost), no foreign table dropped, files
+and schema wholly old or wholly new. Prints ``lost=0`` when nothing was lost.
 
     .venv/bin/python benchmarks/agent_soak.py [--iterations 200] [--seed 1]
 """

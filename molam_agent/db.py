@@ -11,6 +11,7 @@ can never leave half of the tables old and half new.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import decimal
 import hashlib
@@ -155,6 +156,17 @@ class Database:
             self.execute("ROLLBACK")
         except Exception:  # noqa: BLE001 - nothing to roll back is fine
             pass
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``with db.transaction():`` -- begin; commit when the block ends, roll back if it raises."""
+        self.begin()
+        try:
+            yield
+            self.commit()
+        except BaseException:
+            self.rollback()
+            raise
 
     # -- inspection -----------------------------------------------------------------
     def tables(self) -> set[str]:
@@ -395,14 +407,26 @@ class Database:
         raise NotImplementedError
 
     def create_change_log(self, chg: str) -> None:
-        """The table the capture triggers write changed primary keys into."""
+        """The table the capture triggers write changed primary keys into.
+
+        One row per (table, phase, key): ``op`` is the last operation the shop committed on
+        that key -- ``u`` (inserted or updated) or ``d`` (deleted) -- overwritten by each later
+        one, so the log keeps the window's order where it matters: the latest write wins.
+        """
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {self.q(chg)} (tbl VARCHAR(64) NOT NULL, pk VARCHAR(255) NOT NULL,"
-            " phase CHAR(1) NOT NULL, PRIMARY KEY (tbl, phase, pk))"
+            " phase CHAR(1) NOT NULL, op CHAR(1) NOT NULL DEFAULT 'u', PRIMARY KEY (tbl, phase, pk))"
         )
+        if "op" not in self.columns(chg):
+            # A log created by an earlier agent (keys only): its rows read as ``u``.
+            self.execute(f"ALTER TABLE {self.q(chg)} ADD COLUMN op CHAR(1) NOT NULL DEFAULT 'u'")
 
     def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
-        """Log the primary key of every row inserted or updated in ``table`` into ``chg``."""
+        """Log into ``chg`` the primary key of every row inserted, updated or deleted in ``table``.
+
+        An update that changes a row's key logs the old key as deleted and the new one as
+        written. Writes of a session marked by ``set_migrating`` are not logged.
+        """
         raise NotImplementedError
 
     def drop_capture(self, table: str, trigger: str) -> None:
@@ -411,6 +435,10 @@ class Database:
 
     def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
         raise NotImplementedError
+
+    def _log_key(self, alias: str, pk: Sequence[str]) -> str:
+        """SQL giving a row's key exactly as the capture triggers log it."""
+        return self._pk_expr(alias, pk)
 
     def _null_safe_eq(self, a: str, b: str) -> str:
         return f"{a} IS NOT DISTINCT FROM {b}"
@@ -427,14 +455,28 @@ class Database:
             return f"{alias}.{self.q(pk[0])} IN ({marks})", list(keys)
         return f"{self._pk_expr(alias, pk)} IN ({marks})", list(keys)
 
-    def merge_back(self, live: str, kept: str, chg: str, logical: str) -> int:
-        """Copy into ``live`` every row the shop wrote to ``kept`` during the window.
+    def execute_count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return how many rows it changed."""
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, params) if params else cur.execute(sql)
+            return max(int(cur.rowcount or 0), 0)
+        finally:
+            cur.close()
 
-        Rows are those whose key the capture logged while ``kept`` was live (phase ``w``), minus
-        those written again since the restore (phase ``r``: newer than the kept copy). Only the
-        columns both tables share are copied. The live rows are locked before the phase ``r``
-        check, so a write racing the merge is never overwritten. Returns how many rows differed
-        (whole-row comparison, i.e. the rows' hashes), which is how many were merged.
+    def merge_back(self, live: str, kept: str, chg: str, logical: str) -> int:
+        """Apply to ``live`` (the restored copy) every write the shop made to ``kept`` in the window.
+
+        The keys are those the capture logged while ``kept`` was live (phase ``w``), minus those
+        written again since the restore (phase ``r``: newer than anything in the window). A key
+        whose last logged operation is a write is upserted from ``kept`` (the columns both
+        tables share); one whose last operation is a delete is deleted from ``live``, so a row
+        deleted then re-inserted comes back with its latest content and one deleted last stays
+        deleted. The live rows are locked before the phase ``r`` check, and the delete checks
+        phase ``r`` again in the same statement, so a write racing the merge is never undone.
+        Each batch is one transaction and every step is idempotent: running the merge again
+        (after a kill) changes nothing the shop has not changed since. Returns how many rows
+        were changed: upserted rows whose whole row differed, plus rows deleted.
         """
         pk = self.primary_key(live)
         if not pk or not set(pk) <= set(self.columns(kept)):
@@ -442,23 +484,20 @@ class Database:
         kept_cols = set(self.columns(kept))
         cols = [c for c in self.columns(live) if c in kept_cols]
         p = self.ph
-        written = sorted(
-            {
-                r[0]
-                for r in self.query(
-                    f"SELECT pk FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'w'", (logical,)
-                )
-            }
+        op = "op" if "op" in self.columns(chg) else "'u'"
+        last_op = dict(
+            self.query(f"SELECT pk, {op} FROM {self.q(chg)} WHERE tbl = {p} AND phase = 'w'", (logical,))
         )
+        written = sorted(last_op)
         same = " AND ".join(self._null_safe_eq(f"l.{self.q(c)}", f"k.{self.q(c)}") for c in cols)
         select = ", ".join(f"k.{self.q(c)}" for c in cols)
+        target = self.q(live)
         merged = 0
         for i in range(0, len(written), 500):
             batch = written[i : i + 500]
-            self.begin()
-            try:
+            with self.transaction():
                 lock_sql, lock_params = self._key_in("l", pk, live, batch)
-                self.query(f"SELECT 1 FROM {self.q(live)} l WHERE {lock_sql} FOR UPDATE", lock_params)
+                self.query(f"SELECT 1 FROM {target} l WHERE {lock_sql} FOR UPDATE", lock_params)
                 marks = ", ".join([p] * len(batch))
                 newer = {
                     r[0]
@@ -467,24 +506,41 @@ class Database:
                         (logical, *batch),
                     )
                 }
-                todo = [k for k in batch if k not in newer]
-                if todo:
-                    where, params = self._key_in("k", pk, kept, todo)
+                upserts = [k for k in batch if k not in newer and last_op[k] != "d"]
+                deletes = [k for k in batch if k not in newer and last_op[k] == "d"]
+                if upserts:
+                    where, params = self._key_in("k", pk, kept, upserts)
                     merged += int(
                         self.query(
                             f"SELECT COUNT(*) FROM {self.q(kept)} k WHERE {where} AND NOT EXISTS"
-                            f" (SELECT 1 FROM {self.q(live)} l WHERE {same})",
+                            f" (SELECT 1 FROM {target} l WHERE {same})",
                             params,
                         )[0][0]
                     )
                     self._upsert(
                         live, cols, pk, f"SELECT {select} FROM {self.q(kept)} k WHERE {where}", params
                     )
-                self.commit()
-            except Exception:
-                self.rollback()
-                raise
+                if deletes:
+                    # The table's own name as the alias: MySQL's single-table DELETE takes none.
+                    where, params = self._key_in(target, pk, live, deletes)
+                    guard, guard_params = self._not_rewritten(target, pk, chg, logical)
+                    merged += self.execute_count(
+                        f"DELETE FROM {target} WHERE {where}{guard}", (*params, *guard_params)
+                    )
         return merged
+
+    def _not_rewritten(self, target: str, pk: Sequence[str], chg: str, logical: str) -> tuple[str, list]:
+        """A condition for the merge's DELETE: the row was not written since the restore.
+
+        Checked again inside the statement because ``FOR UPDATE`` cannot lock a key that has
+        no row: a row the shop inserts under a deleted key after the check above is seen by the
+        DELETE's own snapshot together with its phase ``r`` entry (one transaction).
+        """
+        return (
+            f" AND NOT EXISTS (SELECT 1 FROM {self.q(chg)} c WHERE c.tbl = {self.ph} AND c.phase = 'r'"
+            f" AND c.pk = {self._log_key(target, pk)})",
+            [logical],
+        )
 
     def raise_auto_increment(self, snap: str, live: str) -> None:
         """Before ``snap`` replaces ``live``: never hand out an id ``live`` already gave."""

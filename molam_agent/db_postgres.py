@@ -82,26 +82,43 @@ class PostgresDatabase(Database):
                 return f"{alias}.{self.q(pk[0])} = ANY(%s::{typ}[])", [list(keys)]
         return super()._key_in(alias, pk, table, keys)
 
+    def _log_key(self, alias: str, pk: Sequence[str]) -> str:
+        # The trigger reads the key through to_jsonb(row): the same text, whatever the types.
+        parts = ", ".join(f"to_jsonb({alias}) ->> '" + c.replace("'", "''") + "'" for c in pk)
+        return f"concat_ws(chr(31), {parts})"
+
     def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
         pk = self.primary_key(table)
         if not pk:
             raise MigrationError(f"snapshot mode needs a primary key on {table}")
         fn = self.q(f"{trigger}_fn")
+        log = (
+            f"INSERT INTO {self.q(chg)} (tbl, pk, phase, op) VALUES (TG_ARGV[0], {{key}}, TG_ARGV[1], '{{op}}')"
+            " ON CONFLICT (tbl, phase, pk) DO UPDATE SET op = EXCLUDED.op;"
+        )
         self.execute(
             f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $f$"
-            " DECLARE k text; j jsonb; BEGIN"
+            " DECLARE k text; ko text; j jsonb; o jsonb; BEGIN"
             " IF coalesce(current_setting('molam.migrating', true), '') = 'on' THEN RETURN NULL; END IF;"
-            " j := to_jsonb(NEW);"
+            " IF TG_OP <> 'DELETE' THEN j := to_jsonb(NEW); END IF;"
+            " IF TG_OP <> 'INSERT' THEN o := to_jsonb(OLD); END IF;"
             " FOR i IN 2 .. TG_NARGS - 1 LOOP"
-            "  k := CASE WHEN k IS NULL THEN j ->> TG_ARGV[i] ELSE k || chr(31) || (j ->> TG_ARGV[i]) END;"
+            "  IF j IS NOT NULL THEN"
+            "   k := CASE WHEN k IS NULL THEN j ->> TG_ARGV[i] ELSE k || chr(31) || (j ->> TG_ARGV[i]) END;"
+            "  END IF;"
+            "  IF o IS NOT NULL THEN"
+            "   ko := CASE WHEN ko IS NULL THEN o ->> TG_ARGV[i] ELSE ko || chr(31) || (o ->> TG_ARGV[i]) END;"
+            "  END IF;"
             " END LOOP;"
-            f" INSERT INTO {self.q(chg)} (tbl, pk, phase) VALUES (TG_ARGV[0], k, TG_ARGV[1]) ON CONFLICT DO NOTHING;"
+            # A delete, or an update that moved the row to another key: the old key is gone.
+            " IF ko IS NOT NULL AND ko IS DISTINCT FROM k THEN " + log.format(key="ko", op="d") + " END IF;"
+            " IF k IS NOT NULL THEN " + log.format(key="k", op="u") + " END IF;"
             " RETURN NULL; END $f$"
         )
         args = ", ".join(_lit(a) for a in (logical, phase, *pk))
         self.execute(f"DROP TRIGGER IF EXISTS {self.q(trigger)} ON {self.q(table)}")
         self.execute(
-            f"CREATE TRIGGER {self.q(trigger)} AFTER INSERT OR UPDATE ON {self.q(table)}"
+            f"CREATE TRIGGER {self.q(trigger)} AFTER INSERT OR UPDATE OR DELETE ON {self.q(table)}"
             f" FOR EACH ROW EXECUTE FUNCTION {fn}({args})"
         )
 

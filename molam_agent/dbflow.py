@@ -15,8 +15,9 @@ At staging (before checkout pauses) every pending migration file is classified
     Contract statements without down files, allowed only with ``database.allow_snapshot``
     (MySQL/MariaDB and PostgreSQL). Before the pause the agent installs capture triggers on
     the tables the contract statements touch, then copies them (no pause: a consistent read).
-    Rollback renames the copies back in one atomic step and *merges back* every row the shop
-    inserted or updated in the live tables meanwhile (by primary key; rows compared whole),
+    Rollback renames the copies back in one atomic step and *merges back* every write the shop
+    made to the live tables meanwhile -- rows inserted or updated are upserted (by primary key;
+    rows compared whole), rows deleted are deleted, the last operation on a key winning --
     before the set-aside tables may ever be pruned. No table is ever dropped that the
     migrations did not create -- in fact the rollback drops no table at all.
 
@@ -309,6 +310,8 @@ class DatabaseFlowMixin(AgentBase):
                     )
                     merged[kept_name] = merged.get(kept_name, 0) + n
                 kept.append(kept_name)
+            if not d.get("merged"):
+                faults.point("restore:merged")  # merged, not yet journaled: the merge runs again
             j["merged_rows"] = merged
             d["merged"] = True
             self.journal.save()

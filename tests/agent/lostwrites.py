@@ -3,12 +3,14 @@
 Used by ``test_lost_writes.py`` and by ``benchmarks/agent_soak.py`` (200 randomized runs).
 
 Writers are separate processes, each with its own connection in autocommit, like PHP
-requests: payment webhooks updating existing orders and checkouts inserting new ones. Some
+requests: payment webhooks updating existing orders, checkouts inserting new ones, merchants
+deleting orders and sometimes putting one back under the same primary key. Some
 honour the maintenance flag (``is_active`` before every write), some do not. Each writer owns
 its rows (seed orders by parity, plus the ones it inserted), so "the last value it saw
 committed" is well defined. One writer also creates another plugin's tables now and then.
 
-At the end: every write a writer saw committed is in the live table with its last value;
+At the end: every write a writer saw committed is in the live table with its last value, and
+every row it saw deleted (and not put back) is absent;
 every table that existed or was created by someone else still exists; the plugin's files and
 the orders table's columns are wholly the old version or wholly the new one.
 """
@@ -62,7 +64,8 @@ def writer(
 ) -> None:
     """One shop process: write until ``stop`` is set, then send (expected, uncertain, tables)."""
     rng = random.Random(seed)
-    expected: dict[str, str] = {}
+    expected: dict[str, str | None] = {}  # order_ref -> last status committed, None: deleted
+    deleted: dict[str, int] = {}  # order_ref -> id, for a later re-insert under the same key
     uncertain: set[str] = set()
     tables: list[str] = []
     mine = [f"MF-{i}" for i in range(1, 61) if i % 2 == parity]
@@ -79,7 +82,7 @@ def writer(
             p = db.ph
             roll = rng.random()
             status = rng.choice(STATUSES)
-            if roll < 0.45:
+            if roll < 0.40:
                 ref = f"{prefix}-{n}"
                 n += 1
                 db.execute(
@@ -89,6 +92,29 @@ def writer(
                 )
                 expected[ref] = status
                 mine.append(ref)
+            elif roll < 0.47:
+                # A merchant deletes an order (a test order, a cancelled one): it must stay gone.
+                # Half the time one of the seed orders, which every copy of the table holds.
+                ref = rng.choice(mine[:30] if rng.random() < 0.5 else mine)
+                row = db.query(f"SELECT id FROM wp_molam_orders WHERE order_ref = {p}", (ref,))
+                if row:
+                    cur = db.conn.cursor()
+                    try:
+                        cur.execute(f"DELETE FROM wp_molam_orders WHERE id = {p}", (row[0][0],))
+                        if cur.rowcount == 1:
+                            expected[ref] = None
+                            deleted[ref] = int(row[0][0])
+                    finally:
+                        cur.close()
+            elif roll < 0.52 and deleted:
+                # ... and sometimes puts it back under the same primary key, with new content.
+                ref = rng.choice(sorted(deleted))
+                db.execute(
+                    "INSERT INTO wp_molam_orders (id, order_ref, amount, currency, status, created_at)"
+                    f" VALUES ({p}, {p}, {p}, 'XOF', {p}, '2024-05-02 12:00:00')",
+                    (deleted.pop(ref), ref, rng.randint(100, 99999) / 100, status),
+                )
+                expected[ref] = status
             elif roll < 0.98 or honour:
                 ref = rng.choice(mine)
                 cur = db.conn.cursor()
@@ -162,9 +188,9 @@ class Writers:
             p.start()
         return self
 
-    def collect(self) -> tuple[dict[str, str], set[str], list[str]]:
+    def collect(self) -> tuple[dict[str, str | None], set[str], list[str]]:
         self.stop.set()
-        expected: dict[str, str] = {}
+        expected: dict[str, str | None] = {}
         uncertain: set[str] = set()
         tables: list[str] = []
         for _ in self.procs:
@@ -279,7 +305,8 @@ def run_scenario(
             )
         for ref, status in expected.items():
             if ref not in uncertain and live.get(ref) != status:
-                out.lost.append(f"{ref}: expected {status}, live {live.get(ref)}")
+                want = "deleted" if status is None else status
+                out.lost.append(f"{ref}: expected {want}, live {live.get(ref, 'deleted')}")
         present = db.tables()
         for table in sorted((tables_before | set(foreign)) - present):
             out.problems.append(f"table {table} was dropped")
