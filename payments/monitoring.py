@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import OuterRef, Subquery
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
+from molam_upgrades.exposition import GaugeFamily
 from rollouts.choices import OPEN_STATES
 from rollouts.models import Rollout
 
@@ -54,27 +55,27 @@ def read(now: datetime) -> list[dict[str, Any]]:
 
 
 def collect(rows: list[dict[str, Any]]) -> list[Metric]:
-    verdict = GaugeMetricFamily(
+    verdict = GaugeFamily(
         "molam_rollout_canary_verdict",
         "Canary-versus-baseline payment verdict of a rollout (1 for the current verdict).",
         labels=[*LABELS, "verdict"],
     )
-    computed = GaugeMetricFamily(
+    computed = GaugeFamily(
         "molam_rollout_canary_computed_timestamp_seconds",
         "When the rollout's canary verdict was computed.",
         labels=LABELS,
     )
-    success = GaugeMetricFamily(
+    success = GaugeFamily(
         "molam_rollout_payment_success_ratio",
         "Payment success rate over the canary's hours, canary and baseline.",
         labels=[*LABELS, "group"],
     )
-    p95 = GaugeMetricFamily(
+    p95 = GaugeFamily(
         "molam_rollout_payment_p95_seconds",
         "Median of per-merchant p95 payment latency, canary and baseline.",
         labels=[*LABELS, "group"],
     )
-    p_value = GaugeMetricFamily(
+    p_value = GaugeFamily(
         "molam_rollout_canary_p_value",
         "One-sided p-value of the canary test (success_rate: z-test, latency: Mann-Whitney U).",
         labels=[*LABELS, "test"],

@@ -14,8 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import Metric
 
+from molam_upgrades.exposition import CounterFamily, GaugeFamily, InfoFamily
 from molam_upgrades.registry import ReadinessResult
 
 from .choices import OPEN_STATES, RolloutStatus
@@ -109,10 +110,10 @@ def _sira_rows() -> list[dict[str, Any]]:
 
 
 def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> list[Metric]:
-    def gauge(name: str, doc: str, labels: list[str] = ROLLOUT_LABELS) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, doc, labels=labels)
+    def gauge(name: str, doc: str, labels: list[str] = ROLLOUT_LABELS) -> GaugeFamily:
+        return GaugeFamily(name, doc, labels=labels)
 
-    info = InfoMetricFamily(
+    info = InfoFamily(
         "molam_rollout",
         "One series per active or paused rollout, carrying its descriptive labels.",
         labels=ROLLOUT_LABELS,
@@ -142,17 +143,17 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
         labels=[*ROLLOUT_LABELS, "status"],
     )
     auto_paused = gauge("molam_rollout_auto_paused", "1 when Sira paused the rollout.")
-    upgrades = CounterMetricFamily(
+    upgrades = CounterFamily(
         "molam_rollout_upgrades",
         "Upgrade reports from the rollout's cohort merchants since it started.",
         labels=ROLLOUT_LABELS,
     )
-    upgrade_errors = CounterMetricFamily(
+    upgrade_errors = CounterFamily(
         "molam_rollout_upgrade_errors",
         "Failed or rolled-back upgrade reports from the rollout's cohort merchants since it started.",
         labels=ROLLOUT_LABELS,
     )
-    outside = CounterMetricFamily(
+    outside = CounterFamily(
         "molam_rollout_reports_outside_cohort",
         "Upgrade reports from merchants the rollout did not select (stored, never counted).",
         labels=ROLLOUT_LABELS,
@@ -191,12 +192,12 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
         reporting.add_metric(labels, row["merchants_reporting"])
         merchants_failed.add_metric(labels, row["merchants_failed"])
 
-    by_status = GaugeMetricFamily("molam_rollouts", "Rollouts by status.", labels=["status"])
+    by_status = GaugeFamily("molam_rollouts", "Rollouts by status.", labels=["status"])
     counts = {row["status"]: row for row in statuses}
     # Every status is always present, so "no paused rollout" reads 0, not "no data".
     for state in RolloutStatus.values:
         by_status.add_metric([state], counts.get(state, {}).get("count", 0))
-    paused_by_sira = GaugeMetricFamily(
+    paused_by_sira = GaugeFamily(
         "molam_rollouts_paused_by_sira",
         "Rollouts currently paused by Sira (auto-pause), not yet resumed or closed.",
         value=counts.get(RolloutStatus.PAUSED, {}).get("auto_paused", 0),
@@ -223,15 +224,15 @@ def _rollouts(rows: list[dict[str, Any]], statuses: list[dict[str, Any]]) -> lis
 
 
 def _sira(rows: list[dict[str, Any]]) -> list[Metric]:
-    runs = CounterMetricFamily(
+    runs = CounterFamily(
         "molam_sira_checks", "Finished Sira auto-pause checks, by source.", labels=["source"]
     )
-    paused = CounterMetricFamily(
+    paused = CounterFamily(
         "molam_sira_rollouts_paused",
         "Rollouts paused by Sira auto-pause checks, by source.",
         labels=["source"],
     )
-    last = GaugeMetricFamily(
+    last = GaugeFamily(
         "molam_sira_last_run_timestamp_seconds",
         "When a Sira auto-pause check last finished (unix time), by source.",
         labels=["source"],

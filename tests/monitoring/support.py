@@ -20,6 +20,17 @@ def parse_scrape(text: str) -> dict[tuple[str, frozenset], float]:
     return samples
 
 
+def parse_scrape_openmetrics(text: str) -> dict[tuple[str, frozenset], float]:
+    """{(sample name, labels): value} of an OpenMetrics scrape."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse
+
+    samples = {}
+    for family in parse(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
 def sample(samples: dict, name: str, **labels) -> float:
     return samples[(name, frozenset((k, str(v)) for k, v in labels.items()))]
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from molam_upgrades import prometheus
 from tests.factories import RollbackFactory, RolloutFactory, UpgradeLogFactory
 
-from .support import parse_scrape, sample
+from .support import parse_scrape, parse_scrape_openmetrics, sample
 
 pytestmark = pytest.mark.django_db
 
@@ -164,6 +164,24 @@ def test_scrapes_within_the_cache_window_do_not_query(client, fleet):
         text = scrape(client)
     assert len(queries) == 0
     assert "molam_rollbacks_total" in text
+
+
+def test_without_the_cache_every_scrape_shows_the_current_values(client, fleet, settings):
+    settings.METRICS_CACHE_SECONDS = 0
+    labels = {"plugin": "woocommerce", "trigger": "automatic"}
+    assert sample(parse_scrape(scrape(client)), "molam_rollbacks_total", **labels) == 3
+    RollbackFactory(plugin_name="woocommerce", duration_ms=700)
+    samples = parse_scrape(scrape(client))
+    assert sample(samples, "molam_rollbacks_total", **labels) == 4
+    assert sample(samples, "molam_rollback_duration_seconds_bucket", plugin="woocommerce", le="1.0") == 2
+
+
+def test_both_formats_of_one_snapshot_carry_the_same_series(client, fleet):
+    text = parse_scrape(scrape(client))
+    response = client.get("/metrics", HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+    openmetrics = parse_scrape_openmetrics(response.content.decode())
+    for key in [k for k in text if k[0].startswith(("molam_rollback", "molam_rollout_", "molam_alert"))]:
+        assert openmetrics[key] == text[key], key
 
 
 def test_a_database_failure_serves_the_last_values_and_says_so(client, fleet):
