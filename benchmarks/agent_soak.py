@@ -11,6 +11,7 @@ deletion still deleted (a row that comes back counts as lost), no foreign table 
 and schema wholly old or wholly new. Prints ``lost=0`` when nothing was lost.
 
     .venv/bin/python benchmarks/agent_soak.py [--iterations 200] [--seed 1]
+    .venv/bin/python benchmarks/agent_soak.py --modes snapshot --iterations 50   # one mode only
 """
 
 from __future__ import annotations
@@ -38,15 +39,19 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--modes", default="expand,down,snapshot", help="comma-separated, drawn at random")
+    parser.add_argument("--engines", default="mysql,postgresql", help="comma-separated, drawn at random")
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     rng = random.Random(args.seed)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     lost = problems = writes = uncertain = 0
     outcomes: Counter[str] = Counter()
     start = time.monotonic()
     for i in range(args.iterations):
-        engine = rng.choice(["mysql", "postgresql"])
-        mode = rng.choice(["expand", "down", "snapshot"])
+        engine = rng.choice(engines)
+        mode = rng.choice(modes)
         scenario = rng.choice(["fail", "success", "kill", "kill"])
         seed = rng.randrange(1_000_000)
         tmp = Path(tempfile.mkdtemp(prefix="molam-soak-", dir=args.workdir))
