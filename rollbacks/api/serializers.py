@@ -13,7 +13,7 @@ from molam_upgrades.api.fields import (
     StrictUUIDField,
     VersionField,
 )
-from molam_upgrades.api.serializers import OutputModelSerializer, envelope
+from molam_upgrades.api.serializers import OutputModelSerializer, SharedFieldsMixin, envelope
 
 from ..choices import RollbackEventStatus, RollbackProgress, RollbackTrigger, UpgradeStatus
 from ..models import RollbackHistory, UpgradeLog
@@ -21,7 +21,7 @@ from ..models import RollbackHistory, UpgradeLog
 MAX_DURATION_MS = 24 * 3600 * 1000
 
 
-class UpgradeReportSerializer(serializers.Serializer):
+class UpgradeReportSerializer(SharedFieldsMixin, serializers.Serializer):
     merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     from_version = VersionField()
@@ -31,7 +31,7 @@ class UpgradeReportSerializer(serializers.Serializer):
     duration_ms = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_DURATION_MS)
 
 
-class RollbackEventSerializer(serializers.Serializer):
+class RollbackEventSerializer(SharedFieldsMixin, serializers.Serializer):
     merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     rollback_version = VersionField()
@@ -41,7 +41,7 @@ class RollbackEventSerializer(serializers.Serializer):
     to_version = VersionField(required=False)
 
 
-class RollbackInitiateSerializer(serializers.Serializer):
+class RollbackInitiateSerializer(SharedFieldsMixin, serializers.Serializer):
     merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     from_version = VersionField()
@@ -140,12 +140,38 @@ PendingRollbacksResponse = envelope(
 )
 
 
+class PlainRowsListSerializer(serializers.ListSerializer):
+    """A list of plain dicts written field by field without DRF's per-item machinery.
+
+    ``Serializer.to_representation`` walks ``get_attribute``, ``_readable_fields`` and an
+    ``OrderedDict`` per item: ~10 µs an item, the bulk of ``rollback/stats`` for 1,000 plugins.
+    Here each item's keys are read directly (each field's ``source`` is a plain key) and each
+    value goes through its field's own ``to_representation`` (``None`` stays ``None``, as DRF
+    does), so keys, order and types are the declared fields' (the schema does not change).
+    """
+
+    def to_representation(self, data):
+        fields = [
+            (field.field_name, field.source, field.to_representation) for field in self.child._readable_fields
+        ]
+        return [
+            {
+                name: None if (value := item[source]) is None else write(value)
+                for name, source, write in fields
+            }
+            for item in data
+        ]
+
+
 class PluginRollbackStatsSerializer(serializers.Serializer):
     plugin_name = serializers.CharField()
     total_rollbacks = serializers.IntegerField()
     successful_rollbacks = serializers.IntegerField()
     success_rate_pct = NumberField(allow_null=True)
     avg_duration_ms = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        list_serializer_class = PlainRowsListSerializer
 
 
 class KpiSerializer(serializers.Serializer):

@@ -149,6 +149,20 @@ def test_history_is_filtered_by_plugin_and_merchant_with_the_api_filterset(viewe
     assert len(rows) == 1 and "123e4567…" in rows[0]
 
 
+def test_the_plugin_filter_lists_every_plugin_escaped(viewer):
+    RollbackFactory(plugin_name="shopify")
+    RollbackFactory(plugin_name='odd"<plugin>&')
+    PendingRollbackFactory(plugin_name="prestashop")  # started, not completed: still a plugin to filter by
+    html = viewer.get(PAGE, {"plugin_name": "shopify"}).content.decode()
+    select = html[html.index('<select id="filter-plugin"') : html.index("</select>")]
+    assert re.findall(r"<option[^>]*>[^<]*</option>", select) == [
+        '<option value="">All plugins</option>',
+        '<option value="odd&quot;&lt;plugin&gt;&amp;">odd&quot;&lt;plugin&gt;&amp;</option>',
+        '<option value="prestashop">prestashop</option>',
+        '<option value="shopify" selected>shopify</option>',
+    ]
+
+
 def test_a_filter_matching_nothing_offers_to_clear_it(viewer):
     RollbackFactory()
     html = viewer.get(PAGE, {"merchant_id": str(uuid.uuid4())}).content.decode()

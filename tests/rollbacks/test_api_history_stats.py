@@ -173,3 +173,58 @@ def test_stats_carry_the_seed_kpis_against_their_targets(cast):
     series = kpis["rollbacks_per_day"]["series"]
     assert len(series) == 14 and series[-1]["date"] == now.date().isoformat()
     assert sum(d["successful"] + d["failed"] for d in series) == 20
+
+
+def test_the_per_plugin_list_is_written_as_drf_writes_each_item():
+    from rollbacks.api.serializers import PluginRollbackStatsSerializer
+
+    rows = [
+        {
+            "plugin_name": "woocommerce",
+            "total_rollbacks": 3,
+            "successful_rollbacks": 2,
+            "success_rate_pct": 66.67,
+            "avg_duration_ms": 2000,
+        },
+        {
+            "plugin_name": "prestashop",
+            "total_rollbacks": 1,
+            "successful_rollbacks": 0,
+            "success_rate_pct": 0.0,
+            "avg_duration_ms": None,
+        },
+        {
+            "plugin_name": "shopify",
+            "total_rollbacks": 10,
+            "successful_rollbacks": 10,
+            "success_rate_pct": 100,
+            "avg_duration_ms": 812,
+            "not_declared": "left out",
+        },
+    ]
+    listed = PluginRollbackStatsSerializer(rows, many=True).data
+    one_by_one = [PluginRollbackStatsSerializer(row).data for row in rows]
+    assert [list(item.items()) for item in listed] == [list(item.items()) for item in one_by_one]
+    assert [type(v) for v in listed[2].values()] == [str, int, int, int, int]
+
+
+def test_stats_keep_their_keys_and_types_for_many_plugins(cast):
+    for i in range(30):
+        RollbackFactory(
+            plugin_name=f"plugin-{i:02d}", success=i % 4 != 0, duration_ms=None if i == 7 else 900 + i
+        )
+    body = cast.viewer.get("rollback/stats").json()
+    rows = body["success_rate_by_plugin"]
+    assert [row["plugin_name"] for row in rows] == [f"plugin-{i:02d}" for i in range(30)]
+    for row in rows:
+        assert list(row) == [
+            "plugin_name",
+            "total_rollbacks",
+            "successful_rollbacks",
+            "success_rate_pct",
+            "avg_duration_ms",
+        ]
+    assert rows[0]["success_rate_pct"] == 0.0 and rows[1]["success_rate_pct"] == 100.0
+    assert rows[7]["avg_duration_ms"] is None and rows[8]["avg_duration_ms"] == 908
+    assert body["total_rollbacks"] == 30 and body["overall_success_rate_pct"] == 73.33
+    assert body["avg_duration_ms"] == round(sum(900 + i for i in range(30) if i != 7) / 29)
