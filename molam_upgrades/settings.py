@@ -58,7 +58,7 @@ MIDDLEWARE = [
     # Outermost after the request id: times and counts every answer, redirects and errors too.
     "molam_upgrades.request_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "molam_upgrades.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "molam_upgrades.middleware.BodySizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -17,6 +17,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
 from molam_upgrades.versions import Version
@@ -149,16 +150,30 @@ def report_cohort(
     rollout as it is now. Only the bucket is checked: a report carries no country or tier, so a
     geo or tier rollout counts every merchant of its percentage that reports.
     """
-    row = (
-        Rollout.objects.filter(
-            plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]
+    # Written in SQL rather than through the ORM: this runs for every report, and building the
+    # query costs several times its execution. Same row as ``Rollout.objects.filter(...).first()``
+    # (the newest open rollout, ``Meta.ordering``).
+    with connection.cursor() as cur:
+        cur.execute(
+            _REPORT_ROLLOUT_SQL,
+            [
+                connection.ops.adapt_datetimefield_value(reported_at),
+                plugin_name,
+                RolloutStatus.ACTIVE,
+                RolloutStatus.PAUSED,
+            ],
         )
-        .values_list("pk", "version", "rollout_percentage", "created_at")
-        .first()
-    )
-    if row is None or row[1] != version or reported_at < row[3]:
+        row = cur.fetchone()
+    if row is None or row[1] != version or not row[3]:
         return None
-    return row[0], selected(bucket_for(plugin_name, version, merchant_id), row[2])
+    return row[0], selected(bucket_for(plugin_name, version, merchant_id), Decimal(str(row[2])))
+
+
+_REPORT_ROLLOUT_SQL = (
+    "SELECT id, version, rollout_percentage, created_at <= %s "
+    f"FROM {Rollout._meta.db_table} WHERE plugin_name = %s AND status IN (%s, %s) "
+    "ORDER BY created_at DESC, id DESC LIMIT 1"
+)
 
 
 def invalidate(plugin_name: str) -> None:

@@ -178,6 +178,26 @@ class _KeyAlreadyUsed(Exception):
     """Another request committed the same Idempotency-Key first."""
 
 
+def _first_response(principal: str, key: str) -> tuple[str, int, Any] | None:
+    """(fingerprint, status code, body) stored for ``(principal, key)``, or None.
+
+    In SQL rather than through the ORM: it runs before every keyed write, and building the
+    query would cost several times its execution.
+    """
+    meta = IdempotencyRecord._meta
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT request_fingerprint, status_code, response_body FROM {meta.db_table} "
+            "WHERE principal = %s AND key = %s",
+            [principal, key],
+        )
+        row = cur.fetchone()
+    if row is None:
+        return None
+    body = meta.get_field("response_body").from_db_value(row[2], None, connection)
+    return row[0], row[1], body
+
+
 def _record_first_response(principal: str, key: str, fingerprint: str, response: Response) -> bool:
     """Store the response for ``(principal, key)``; False when another request stored one first.
 
@@ -185,10 +205,10 @@ def _record_first_response(principal: str, key: str, fingerprint: str, response:
     (PostgreSQL waits for the other transaction holding the key, then sees its row).
     """
     body = json.loads(json.dumps(response.data, default=str))
-    fields = IdempotencyRecord._meta
+    meta = IdempotencyRecord._meta
     with connection.cursor() as cur:
         cur.execute(
-            f"INSERT INTO {fields.db_table} "
+            f"INSERT INTO {meta.db_table} "
             "(principal, key, request_fingerprint, status_code, response_body, created_at) "
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (principal, key) DO NOTHING RETURNING id",
             [
@@ -196,8 +216,8 @@ def _record_first_response(principal: str, key: str, fingerprint: str, response:
                 key,
                 fingerprint,
                 response.status_code,
-                fields.get_field("response_body").get_db_prep_save(body, connection),
-                fields.get_field("created_at").get_db_prep_save(timezone.now(), connection),
+                meta.get_field("response_body").get_db_prep_save(body, connection),
+                meta.get_field("created_at").get_db_prep_save(timezone.now(), connection),
             ],
         )
         return cur.fetchone() is not None
@@ -229,7 +249,7 @@ class IdempotencyMixin:
             f"{self.request.method} {self.request.path}\n{body}".encode()
         ).hexdigest()
 
-        existing = IdempotencyRecord.objects.filter(principal=principal, key=key).first()
+        existing = _first_response(principal, key)
         if existing is None:
             try:
                 with transaction.atomic():
@@ -240,12 +260,11 @@ class IdempotencyMixin:
                         raise _KeyAlreadyUsed  # rolls this request's work back
                     return response
             except _KeyAlreadyUsed:
-                existing = IdempotencyRecord.objects.get(principal=principal, key=key)
-        if existing.request_fingerprint != fingerprint:
+                existing = _first_response(principal, key)
+        stored_fingerprint, status_code, body = existing
+        if stored_fingerprint != fingerprint:
             raise domain.Conflict("This Idempotency-Key was already used with a different request.")
-        return Response(
-            existing.response_body, status=existing.status_code, headers={"Idempotent-Replayed": "true"}
-        )
+        return Response(body, status=status_code, headers={"Idempotent-Replayed": "true"})
 
 
 # --- the base viewset -----------------------------------------------------------------------
