@@ -10,7 +10,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from molam_upgrades import registry
+from molam_upgrades import registry, rows
 from molam_upgrades.alerts import raise_alert
 from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition
@@ -58,7 +58,7 @@ def store_report(report: UpgradeLog) -> UpgradeLog:
     # ends that whole transaction anyway, and a savepoint costs two more round trips per report.
     with transaction.atomic(savepoint=False):
         aggregates.stamp_report(report)
-        report.save(force_insert=True)
+        rows.insert(report)
         aggregates.count_report(report)
     return report
 
