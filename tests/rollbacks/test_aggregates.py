@@ -200,3 +200,38 @@ def test_sliding_windows_from_daily_figures_and_edges_equal_the_raw_count():
             "last_24h": raw.filter(created_at__gte=now - timedelta(hours=24)).count(),
         }
     assert windows["a"]["total_7d"] == 14 and windows["b"]["last_24h"] == 2
+
+
+@pytest.mark.django_db
+def test_a_late_older_report_counts_as_a_report_but_not_as_the_latest_outcome():
+    """The outcome row keeps the newest report by (created_at, id); an older one arriving late
+    adds to the report count only, and the counts still equal the recount."""
+    now = timezone.now()
+    rollout = RolloutFactory(
+        plugin_name="woocommerce", version="4.0.0", rollout_percentage=100, created_at=now - timedelta(hours=1)
+    )
+    merchant = uuid.uuid4()
+
+    def report(status: str, minutes_ago: int) -> None:
+        services.store_report(
+            UpgradeLog(
+                merchant_id=merchant,
+                plugin_name="woocommerce",
+                from_version="3.9.0",
+                to_version="4.0.0",
+                status=status,
+                created_at=now - timedelta(minutes=minutes_ago),
+            )
+        )
+
+    report("failed", 5)
+    assert health(rollout) == (1, 1, 0)
+    report("success", 1)  # newer: the merchant's outcome is now a success
+    assert health(rollout) == (1, 0, 1)
+    report("failed", 10)  # older, arriving late: counted as a report, the outcome stays
+    assert health(rollout) == (1, 0, 1) == recount(rollout)
+    rate = rollout_error_rate(rollout.pk)
+    assert (rate.reports, rate.reports_failed) == (3, 2)
+    report("rolled_back", 0)  # newest: success → rolled back
+    assert health(rollout) == (1, 1, 0) == recount(rollout)
+    assert verify_aggregates() == []
