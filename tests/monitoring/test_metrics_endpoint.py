@@ -194,6 +194,18 @@ def test_a_database_failure_serves_the_last_values_and_says_so(client, fleet):
     assert samples[key] == first[key] == 3
 
 
+def test_with_the_cache_off_a_database_failure_still_serves_the_last_values(
+    client, fleet, settings, monkeypatch
+):
+    settings.METRICS_CACHE_SECONDS = 0
+    monkeypatch.setattr(prometheus, "_stale_written_at", None)  # as in a freshly started worker
+    scrape(client)
+    with mock.patch.object(prometheus, "read_snapshot", side_effect=RuntimeError("database down")):
+        samples = parse_scrape(scrape(client))
+    assert sample(samples, "molam_metrics_collect_success") == 0
+    assert sample(samples, "molam_rollbacks_total", plugin="woocommerce", trigger="automatic") == 3
+
+
 def test_token_is_required_when_configured(client, fleet, settings):
     settings.METRICS_TOKEN = "s3cret-metrics-token"
     for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": "Basic s3cret"}):
