@@ -164,7 +164,7 @@ class Database:
         try:
             yield
             self.commit()
-        except BaseException:
+        except Exception:
             self.rollback()
             raise
 
@@ -229,14 +229,9 @@ class Database:
 
     def restore_rows(self, table: str, where: str, backup: str) -> None:
         """In one transaction: delete the rows matching ``where``, put the backup's back."""
-        self.begin()
-        try:
+        with self.transaction():
             self.execute(f"DELETE FROM {self.q(table)} WHERE ({where})")
             self.execute(f"INSERT INTO {self.q(table)} SELECT * FROM {self.q(backup)}")
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
 
     def rename_table(self, old: str, new: str) -> None:
         """Rename one table."""
@@ -381,17 +376,12 @@ class Database:
         if self.transactional_ddl:
 
             def whole() -> None:
-                self.begin()
-                try:
+                with self.transaction():
                     for st in statements:
                         if not self.statement_done(st):
                             self._run_script(st.sql)
                     if record:
                         self._record(plugin, name, sha, version, site)
-                    self.commit()
-                except Exception:
-                    self.rollback()
-                    raise
 
             self.with_lock_retries(whole, retries)
             return
@@ -559,8 +549,7 @@ class Database:
         """
         done = self.applied_migrations(plugin)
         applied: list[str] = []
-        self.begin()
-        try:
+        with self.transaction():
             for name, sha, sql in migrations:
                 if name in done:
                     continue
@@ -571,10 +560,6 @@ class Database:
                     raise MigrationError(f"migration {name} failed: {exc}") from exc
                 self._record(plugin, name, sha, version)
                 applied.append(name)
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
         return applied
 
     # -- archive dumps ----------------------------------------------------------------

@@ -54,16 +54,11 @@ class PostgresDatabase(Database):
             "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(%s) AND contype = 'p'",
             (MIGRATIONS_TABLE,),
         )
-        self.begin()
-        try:
+        with self.transaction():
             self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} ADD COLUMN site VARCHAR(16) NOT NULL DEFAULT ''")
             if pkey:
                 self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} DROP CONSTRAINT {self.q(pkey[0][0])}")
             self.execute(f"ALTER TABLE {MIGRATIONS_TABLE} ADD PRIMARY KEY (site, plugin, file_name)")
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
 
     def set_migrating(self, on: bool) -> None:
         self.execute("SET molam.migrating = " + ("'on'" if on else "'off'"))
@@ -176,30 +171,20 @@ class PostgresDatabase(Database):
                 )
 
     def copy_table(self, src: str, dst: str) -> None:
-        self.begin()
-        try:
+        with self.transaction():
             self.execute(f"CREATE TABLE {self.q(dst)} (LIKE {self.q(src)} INCLUDING ALL)")
             self.execute(f"INSERT INTO {self.q(dst)} OVERRIDING SYSTEM VALUE SELECT * FROM {self.q(src)}")
             self._sync_sequences(dst, src)
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
 
     def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
         present = self.tables()
-        self.begin()
-        try:
+        with self.transaction():
             for live, snap, kept in pairs:
                 if live in present:
                     self.execute(f"ALTER TABLE {self.q(live)} RENAME TO {self.q(kept)}")
                 self.execute(f"ALTER TABLE {self.q(snap)} RENAME TO {self.q(live)}")
                 if live in present:
                     self._adopt_sequences(live, kept)
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
 
     def _adopt_sequences(self, live: str, kept: str) -> None:
         # A serial column's sequence is owned by the table it was created with -- now the

@@ -48,8 +48,7 @@ class SQLiteDatabase(Database):
         return [r[1] for r in sorted(rows, key=lambda r: r[5]) if r[5]]
 
     def copy_table(self, src: str, dst: str) -> None:
-        self.begin()
-        try:
+        with self.transaction():
             self.create_from_ddl(self.table_ddl(src), src, dst)
             rows = self.query(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
@@ -64,23 +63,14 @@ class SQLiteDatabase(Database):
                 if m:
                     self.execute(f"{m.group(1)} {self.q(f'{dst}_i{i}')} ON {self.q(dst)} {m.group(2)}")
             self.execute(f"INSERT INTO {self.q(dst)} SELECT * FROM {self.q(src)}")
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
 
     def restore_snapshot(self, pairs: Sequence[tuple[str, str, str]]) -> None:
         present = self.tables()
-        self.begin()
-        try:
+        with self.transaction():
             for live, snap, kept in pairs:
                 if live in present:
                     self.execute(f"ALTER TABLE {self.q(live)} RENAME TO {self.q(kept)}")
                 self.execute(f"ALTER TABLE {self.q(snap)} RENAME TO {self.q(live)}")
-            self.commit()
-        except Exception:
-            self.rollback()
-            raise
 
     def after_restore(self, live: str, kept: str) -> None:
         """SQLite's rowid allocation already follows the table's largest key."""

@@ -359,15 +359,10 @@ class DatabaseFlowMixin(AgentBase):
         if db.transactional_ddl:
 
             def whole() -> None:
-                db.begin()
-                try:
+                with db.transaction():
                     for sql in statements:
                         db._run_script(sql)
                     db.forget_migration(self.cfg.plugin_name, name, self.site)
-                    db.commit()
-                except Exception:
-                    db.rollback()
-                    raise
 
             db.with_lock_retries(whole, self.cfg.db_lock_retries)
             return

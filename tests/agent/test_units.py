@@ -255,3 +255,28 @@ def test_outbox_buries_a_report_whose_dependency_is_lost(tmp_path):
         assert "never-queued" in dead.read_text()
     finally:
         cp.stop()
+
+
+@pytest.mark.parametrize("engine", ["mysql", "postgresql", "sqlite"])
+def test_a_transaction_commits_its_block_and_rolls_back_when_it_raises(tmp_path, engine):
+    from molam_agent.db import connect
+
+    from .conftest import create_database
+
+    url, cleanup = create_database(engine, tmp_path, rows=10)
+    try:
+        with connect(url) as db, connect(url) as other:
+            p = db.ph
+            set_schema = f"UPDATE wp_molam_settings SET value = {p} WHERE name = 'schema'"
+            read_schema = "SELECT value FROM wp_molam_settings WHERE name = 'schema'"
+            with db.transaction():
+                db.execute(set_schema, ("4",))
+            assert other.query(read_schema) == [("4",)]
+
+            with pytest.raises(RuntimeError), db.transaction():
+                db.execute(set_schema, ("5",))
+                raise RuntimeError("a statement of the block failed")
+            assert other.query(read_schema) == [("4",)]
+            assert db.query(read_schema) == [("4",)]  # and the session is usable again
+    finally:
+        cleanup()
