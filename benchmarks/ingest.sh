@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2} CONNS=${CONNS:-50} DURATION=${DURATION:-20s} WARMUP=${WARMUP:-5s}
-WORKERS=${WORKERS:-2} GTHREADS=${GTHREADS:-2} CREDENTIALS=${CREDENTIALS:-200}
+WORKERS=${WORKERS:-2} GTHREADS=${GTHREADS:-4} CREDENTIALS=${CREDENTIALS:-200}
 BIN=.venv/bin
 OUT=${OUT:-var/bench/ingest-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
