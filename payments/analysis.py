@@ -127,11 +127,28 @@ def merchant_sums(plugin_name: str, version: str, start: datetime, end: datetime
     )
 
 
-def compare(rollout: Rollout, *, now: datetime | None = None) -> CanaryComparison:
-    """Canary versus baseline for one rollout, judged by ``payments.stats``."""
+def reporting_versions(now: datetime) -> set[tuple[str, str]]:
+    """(plugin, installed version) pairs with a payment-health report in the longest window that
+    ends at ``now``'s hour: a rollout whose pair is missing has no canary hour to judge."""
+    end = now.replace(minute=0, second=0, microsecond=0)
+    hours = int(getattr(settings, "PAYMENT_CANARY_WINDOW_HOURS", 24))
+    return set(
+        PaymentHealthReport.objects.filter(hour__gte=end - timedelta(hours=hours), hour__lt=end)
+        .values_list("plugin_name", "installed_version")
+        .distinct()
+    )
+
+
+def compare(rollout: Rollout, *, now: datetime | None = None, has_reports: bool = True) -> CanaryComparison:
+    """Canary versus baseline for one rollout, judged by ``payments.stats``.
+
+    ``has_reports=False`` (the version has no report in the window, ``reporting_versions``)
+    gives the same "no data" judgement without querying.
+    """
     now = now or timezone.now()
     start, end = window_for(rollout, now)
-    rows = merchant_sums(rollout.plugin_name, rollout.version, start, end) if start < end else []
+    query = start < end and has_reports
+    rows = merchant_sums(rollout.plugin_name, rollout.version, start, end) if query else []
     target = Version(rollout.version)
     open_rollout = cohort.OpenRollout.from_model(rollout, None)
     registry = {
@@ -185,7 +202,7 @@ def compare(rollout: Rollout, *, now: datetime | None = None) -> CanaryCompariso
         .values("hour")
         .distinct()
         .count()
-        if start < end
+        if query
         else 0
     )
     return CanaryComparison(

@@ -63,21 +63,66 @@ def record_payment_health(
 
 def analyse_rollout(rollout: Rollout, *, now: datetime | None = None) -> CanaryAnalysis:
     """Compare a rollout's canary with its baseline and keep the result (one row per rollout)."""
-    comparison = analysis.compare(rollout, now=now)
-    result, _ = CanaryAnalysis.objects.update_or_create(
-        rollout_id=rollout.pk,
-        defaults={
-            "verdict": comparison.verdict,
-            "success_verdict": comparison.success.verdict,
-            "latency_verdict": comparison.latency.verdict,
-            "summary": comparison.summary,
-            "figures": comparison.figures(),
-            "window_start": comparison.window_start,
-            "window_end": comparison.window_end,
-            "computed_at": now or timezone.now(),
-        },
+    return _keep([_judgement(rollout, analysis.compare(rollout, now=now), now)])[0]
+
+
+def analyse_rollouts(rollouts: list[Rollout], *, now: datetime | None = None) -> list[CanaryAnalysis]:
+    """``analyse_rollout`` for many rollouts at the cost of the ones with payment reports.
+
+    One query finds the versions with reports in the window; the others are judged "no data"
+    without a query, and every result is written in one upsert. So a Sira run over 1,000 active
+    rollouts costs a handful of statements plus the canaries that actually report, not a few per
+    rollout.
+    """
+    now = now or timezone.now()
+    reporting = analysis.reporting_versions(now)
+    return _keep(
+        [
+            _judgement(
+                rollout,
+                analysis.compare(
+                    rollout, now=now, has_reports=(rollout.plugin_name, rollout.version) in reporting
+                ),
+                now,
+            )
+            for rollout in rollouts
+        ]
     )
-    return result
+
+
+_KEPT_FIELDS = [
+    "verdict",
+    "success_verdict",
+    "latency_verdict",
+    "summary",
+    "figures",
+    "window_start",
+    "window_end",
+    "computed_at",
+]
+
+
+def _judgement(rollout: Rollout, comparison: analysis.CanaryComparison, now: datetime | None) -> CanaryAnalysis:
+    return CanaryAnalysis(
+        rollout_id=rollout.pk,
+        verdict=comparison.verdict,
+        success_verdict=comparison.success.verdict,
+        latency_verdict=comparison.latency.verdict,
+        summary=comparison.summary,
+        figures=comparison.figures(),
+        window_start=comparison.window_start,
+        window_end=comparison.window_end,
+        computed_at=now or timezone.now(),
+    )
+
+
+def _keep(judgements: list[CanaryAnalysis]) -> list[CanaryAnalysis]:
+    """Insert or replace each rollout's row (``INSERT … ON CONFLICT (rollout_id) DO UPDATE``)."""
+    if judgements:
+        CanaryAnalysis.objects.bulk_create(
+            judgements, update_conflicts=True, unique_fields=["rollout_id"], update_fields=_KEPT_FIELDS
+        )
+    return judgements
 
 
 def canary_pause_reason(result: CanaryAnalysis) -> str:
@@ -136,8 +181,8 @@ def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[
     from rollouts import services as rollout_services
 
     paused: list[CanaryPause] = []
-    for rollout in Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True):
-        result = analyse_rollout(rollout, now=now)
+    rollouts = list(Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True))
+    for rollout, result in zip(rollouts, analyse_rollouts(rollouts, now=now), strict=True):
         if result.verdict != Verdict.FAIL:
             continue
         reason = canary_pause_reason(result)

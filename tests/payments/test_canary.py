@@ -233,3 +233,22 @@ def test_the_auto_check_does_not_pause_on_noise(rollout):
         assert rollout_services.auto_pause_failing_rollouts(source="command") == []
     rollout.refresh_from_db()
     assert rollout.status == "active"
+
+
+@pytest.mark.django_db
+def test_a_version_without_reports_is_judged_the_same_without_querying(django_assert_max_num_queries):
+    """Sira's batch path: a rollout whose version has no payment report in the window gets the
+    same "no data" judgement as the full comparison, and 30 such rollouts cost a fixed handful
+    of statements."""
+    rollouts = [
+        RolloutFactory(plugin_name=f"quiet-{i}", version="2.0.0", created_at=NOW - timedelta(hours=5))
+        for i in range(30)
+    ]
+    full = analysis.compare(rollouts[0], now=NOW)
+    quick = analysis.compare(rollouts[0], now=NOW, has_reports=False)
+    assert (quick.verdict, quick.summary, quick.figures()) == (full.verdict, full.summary, full.figures())
+    assert quick.window_start == full.window_start is not None
+    with django_assert_max_num_queries(3):
+        results = services.analyse_rollouts(rollouts, now=NOW)
+    assert [r.verdict for r in results] == [full.verdict] * 30
+    assert CanaryAnalysis.objects.filter(rollout_id__in=[r.pk for r in rollouts]).count() == 30
