@@ -16,6 +16,9 @@ defined( 'ABSPATH' ) || exit;
  *   (`molam_form_outbox_seq`, always increasing: a clock step back cannot reorder them);
  * - `molam_form_outbox_results`: answers by idempotency key (for `depends_on`);
  * - `molam_form_outbox_dead`: reports refused for good (4xx other than 408/425/429).
+ *
+ * Answers are kept `RESULTS_RETENTION_S` (7 days) and at most `RESULTS_MAX` of them: the
+ * WP-cron job prunes them (`housekeeping()`). Queued reports and dead letters are never pruned.
  */
 class Molam_Form_Outbox {
 
@@ -23,6 +26,23 @@ class Molam_Form_Outbox {
 	const SEQ     = 'molam_form_outbox_seq';
 	const RESULTS = 'molam_form_outbox_results';
 	const DEAD    = 'molam_form_outbox_dead';
+
+	/**
+	 * How long an answer is kept (seconds). An answer serves two things: filling the
+	 * placeholders of a report that depends on it (kept whatever its age while such a report
+	 * waits), and making a report queued again after a crash a no-op. The control plane keeps
+	 * its Idempotency-Key records for 7 days too: a report sent again after that is answered
+	 * from the server's record while it has one, so keeping answers longer here protects
+	 * nothing more. Filter: `molam_form_outbox_results_retention_s` (at least one hour).
+	 */
+	const RESULTS_RETENTION_S = 7 * 86400;
+
+	/**
+	 * At most this many answers are kept, the newest: the row stays small even on a shop that
+	 * sends more than usual within the retention (a normal week is about 170 payment-health
+	 * hours and a few upgrade reports).
+	 */
+	const RESULTS_MAX = 500;
 
 	/**
 	 * Retry delay of the first attempt within a run (seconds); doubles each time.
@@ -262,18 +282,107 @@ class Molam_Form_Outbox {
 	}
 
 	/**
-	 * Forget answers older than `$max_age_s` that no queued report waits for.
+	 * Forget answers older than `$max_age_s`, then the oldest beyond `RESULTS_MAX`, except
+	 * those a queued report waits for (`depends_on`). Only the answers row is touched: a
+	 * queued report is never dropped. One read of each row, at most one write.
 	 *
-	 * @param int $max_age_s Age.
+	 * @param int      $max_age_s Age.
+	 * @param int|null $now       Unix time.
+	 * @return int How many answers were forgotten.
 	 */
-	public static function prune_results( $max_age_s ) {
-		$waiting = array_column( self::pending(), 'depends_on' );
+	public static function prune_results( $max_age_s, $now = null ) {
+		$now     = $now ?? time();
+		$waiting = array_flip( array_filter( array_map( 'strval', array_column( self::pending(), 'depends_on' ) ) ) );
 		$results = self::read( self::RESULTS );
+		$before  = count( $results );
 		foreach ( $results as $key => $row ) {
-			if ( ! in_array( $key, $waiting, true ) && ( $row['at'] ?? 0 ) < time() - $max_age_s ) {
+			if ( ! isset( $waiting[ (string) $key ] ) && (int) ( $row['at'] ?? 0 ) < $now - $max_age_s ) {
 				unset( $results[ $key ] );
 			}
 		}
-		self::write( self::RESULTS, $results );
+		if ( count( $results ) > self::RESULTS_MAX ) {
+			// Oldest first (stable for equal times); the ones waited for stay and still count.
+			$order = array_keys( $results );
+			usort( $order, fn( $a, $b ) => (int) ( $results[ $a ]['at'] ?? 0 ) <=> (int) ( $results[ $b ]['at'] ?? 0 ) );
+			$excess = count( $results ) - self::RESULTS_MAX;
+			foreach ( $order as $key ) {
+				if ( $excess <= 0 ) {
+					break;
+				}
+				if ( ! isset( $waiting[ (string) $key ] ) ) {
+					unset( $results[ $key ] );
+					--$excess;
+				}
+			}
+		}
+		$removed = $before - count( $results );
+		if ( $removed > 0 ) {
+			self::write( self::RESULTS, $results );
+		}
+		return $removed;
+	}
+
+	/**
+	 * The retention of answers in seconds (filterable, never under an hour).
+	 *
+	 * @return int
+	 */
+	public static function results_retention_s() {
+		return max( 3600, (int) apply_filters( 'molam_form_outbox_results_retention_s', self::RESULTS_RETENTION_S ) );
+	}
+
+	/**
+	 * Keep the outbox rows out of the options WordPress loads on every page. They are always
+	 * written with autoload off, but a row created otherwise (an older build, a database
+	 * import, a migration tool re-adding options) keeps its flag until its value changes, and
+	 * the queue or dead letters may not change for weeks. One UPDATE that normally matches
+	 * nothing; 'no' means "not autoloaded" to every WordPress version (6.6+ writes 'off').
+	 *
+	 * @return int How many rows were switched off.
+	 */
+	public static function autoload_off() {
+		global $wpdb;
+		$names = array( self::QUEUE, self::SEQ, self::RESULTS, self::DEAD );
+		$in    = implode( ', ', array_fill( 0, count( $names ), '%s' ) );
+		// phpcs:ignore WordPress.DB.DirectDatabaseQuery, WordPress.DB.PreparedSQLPlaceholders.UnfinishedPrepare
+		$changed = (int) $wpdb->query( $wpdb->prepare( "UPDATE {$wpdb->options} SET autoload = 'no' WHERE option_name IN ($in) AND autoload IN ('yes', 'on', 'auto', 'auto-on')", $names ) );
+		if ( $changed > 0 ) {
+			wp_cache_delete( 'alloptions', 'options' );
+		}
+		return $changed;
+	}
+
+	/**
+	 * The WP-cron job's clean-up: prune old answers and keep the rows out of autoload, under
+	 * the run lock (an upgrade or a payment-health run writes the answers row: pruning beside
+	 * it could drop an answer just written). Skipped when another run holds the lock: the next
+	 * cron run prunes. Never throws.
+	 *
+	 * @param int|null $now Unix time.
+	 * @return array{status:string, pruned_results?:int, autoload_off?:int, reason?:string, error?:string}
+	 */
+	public static function housekeeping( $now = null ) {
+		try {
+			if ( ! Molam_Form_Store::lock() ) {
+				return array(
+					'status' => 'skipped',
+					'reason' => 'another run holds the lock',
+				);
+			}
+			try {
+				return array(
+					'status'         => 'success',
+					'pruned_results' => self::prune_results( self::results_retention_s(), $now ),
+					'autoload_off'   => self::autoload_off(),
+				);
+			} finally {
+				Molam_Form_Store::unlock();
+			}
+		} catch ( Throwable $e ) {
+			return array(
+				'status' => 'failed',
+				'error'  => $e->getMessage(),
+			);
+		}
 	}
 }

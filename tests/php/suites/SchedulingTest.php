@@ -64,6 +64,8 @@ class SchedulingTest extends Molam_Form_TestCase {
 		$this->assertSame( 'success', $this->upgrade()['status'] );
 		$work = Molam_Form_Settings::work_dir();
 		$this->assertDirectoryExists( $work );
+		$this->assertNotEmpty( get_option( Molam_Form_Outbox::RESULTS ), 'the outbox holds the answers of the run' );
+		$this->assertNotEmpty( get_option( Molam_Form_Outbox::SEQ ) );
 
 		$code = 'require getenv("MOLAM_TEST_WP_DIR") . "/wp-load.php"; require_once ABSPATH . "wp-admin/includes/plugin.php"; uninstall_plugin("molam-form/molam-form.php");';
 		$proc = proc_open( array( PHP_BINARY, '-r', '$_SERVER["HTTP_HOST"] = "127.0.0.1"; ' . $code ), array( 1 => array( 'pipe', 'w' ), 2 => array( 'pipe', 'w' ) ), $pipes );
