@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from molam_upgrades.models import AuditEntry
 
-from . import signing
+from . import egress, signing
 from .choices import CLAIMABLE_STATES, DeliveryOutcome, NoticeChannel, NoticeKind, NoticeStatus
 from .models import Merchant, MerchantNotice, NoticeDelivery
 
@@ -261,17 +261,19 @@ def claim(notice_id) -> bool:
     )
 
 
-def deliver_notice(notice_id) -> str:
+def deliver_notice(notice_id, *, resolve: egress.Resolver = egress.system_resolve) -> str:
     """One delivery attempt of a notice, if it can be claimed (a replayed task does nothing).
 
     Returns the resulting status; raises ``NoticeRetry`` when another attempt should follow.
+    ``resolve`` turns the webhook's host name into addresses (the system resolver; tests give
+    their own DNS answers).
     """
     if not claim(notice_id):
         return "not_claimed"
     notice = MerchantNotice.objects.select_related("merchant").get(pk=notice_id)
     started = time.monotonic()
     if notice.channel == NoticeChannel.WEBHOOK:
-        attempt = _send_webhook(notice)
+        attempt = _send_webhook(notice, resolve)
     else:
         attempt = _send_email(notice)
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -320,7 +322,7 @@ def _body(notice: MerchantNotice) -> bytes:
     return json.dumps(notice.payload, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _send_webhook(notice: MerchantNotice) -> _Attempt:
+def _send_webhook(notice: MerchantNotice, resolve: egress.Resolver) -> _Attempt:
     merchant = notice.merchant
     if not merchant.webhook_url:
         return _Attempt(DeliveryOutcome.FAILED, error="The merchant has no webhook URL any more.")
@@ -333,14 +335,36 @@ def _send_webhook(notice: MerchantNotice) -> _Attempt:
     }
     timeout = float(getattr(settings, "NOTICE_HTTP_TIMEOUT", 5.0))
     try:
-        response = requests.post(
-            merchant.webhook_url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        # Checked again here, not only when the URL was set: the name may resolve elsewhere
+        # now, and URLs stored before the check existed are not trusted either.
+        response = egress.post(
+            merchant.webhook_url,
+            data=body,
+            headers=headers,
+            timeout=timeout,
+            allow_private=bool(getattr(settings, "MERCHANT_WEBHOOK_ALLOW_PRIVATE", False)),
+            resolve=resolve,
         )
+    except egress.UnsafeDestination as exc:
+        # Final, not retried: waiting does not make an internal address public, and every
+        # retry would be one more chance for a rebinding DNS server to time its answer.
+        logger.warning(
+            "notice %s not sent: %s", notice.pk, exc, extra={"event": "notice_destination_refused"}
+        )
+        return _Attempt(DeliveryOutcome.FAILED, error=f"Refused destination: {exc}")
     except requests.RequestException as exc:
         return _Attempt(DeliveryOutcome.RETRY, error=f"{type(exc).__name__}: {exc}")
     code = response.status_code
     if 200 <= code < 300:
         return _Attempt(DeliveryOutcome.DELIVERED, status_code=code)
+    if 300 <= code < 400:
+        # Never followed (the target could be internal): the merchant must give the final URL.
+        location = response.headers.get("Location", "")[:300]
+        return _Attempt(
+            DeliveryOutcome.FAILED,
+            status_code=code,
+            error=f"HTTP {code} from the merchant's webhook: redirects are not followed (Location: {location})",
+        )
     # Server trouble and throttling are worth retrying; any other answer will not change.
     outcome = DeliveryOutcome.RETRY if code >= 500 or code in (408, 429) else DeliveryOutcome.FAILED
     return _Attempt(outcome, status_code=code, error=f"HTTP {code} from the merchant's webhook")

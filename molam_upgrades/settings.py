@@ -368,6 +368,9 @@ PAYMENT_CANARY_WINDOW_HOURS = env.int("PAYMENT_CANARY_WINDOW_HOURS", default=24)
 NOTICE_MAX_ATTEMPTS = env.int("NOTICE_MAX_ATTEMPTS", default=6)
 NOTICE_RETRY_BASE_SECONDS = env.int("NOTICE_RETRY_BASE_SECONDS", default=30)
 NOTICE_HTTP_TIMEOUT = env.float("NOTICE_HTTP_TIMEOUT", default=5.0)
+# Webhooks to private/loopback addresses and local names (and http:// to loopback): local
+# receivers in development and tests only; off in production (merchants/egress.py).
+MERCHANT_WEBHOOK_ALLOW_PRIVATE = env.bool("MERCHANT_WEBHOOK_ALLOW_PRIVATE", default=DEBUG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Molam upgrades <upgrades@molam.example>")
 # smtp://user:password@host:587 in production; the console backend prints mail by default.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))

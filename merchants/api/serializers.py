@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import ipaddress
 import zoneinfo
-from urllib.parse import urlsplit
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from molam_upgrades.api.fields import StrictBooleanField, StrictUUIDField
 from molam_upgrades.api.serializers import OutputModelSerializer, envelope
 
+from .. import egress
 from ..models import Merchant, MerchantNotice, NoticeDelivery
 
 
@@ -48,29 +48,23 @@ class CountryField(StrictCharField):
 
 
 class WebhookUrlField(StrictCharField):
-    """https, or http to a loopback host (local receivers and tests): a notice carries no secret,
-    but its signature must not be replayable by anyone on the path."""
-
-    default_error_messages = {"invalid_webhook": "Must be an https:// URL (http:// only for loopback hosts)."}
+    """A public https:// endpoint (``merchants.egress.check_webhook_url``): the control plane
+    POSTs to it from inside its own network, so no private address, local name or userinfo.
+    ``MERCHANT_WEBHOOK_ALLOW_PRIVATE`` (development, tests) allows those and http:// to loopback."""
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
         if not value:
             return value
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-        if parts.scheme == "https" and host:
-            return value
-        if parts.scheme == "http" and (host == "localhost" or _is_loopback(host)):
-            return value
-        self.fail("invalid_webhook")
+        try:
+            egress.check_webhook_url(value, allow_private=egress_allows_private())
+        except egress.UnsafeDestination as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def egress_allows_private() -> bool:
+    return bool(getattr(settings, "MERCHANT_WEBHOOK_ALLOW_PRIVATE", False))
 
 
 class TimeZoneField(StrictCharField):
