@@ -214,22 +214,16 @@ def post(
     Raises ``UnsafeDestination`` (never worth retrying) or a ``requests.RequestException``.
     """
     check_webhook_url(url, allow_private=allow_private)
-    parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    address = vetted_address(host, port, allow_private=allow_private, resolve=resolve)
-    host_header = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        host_header = f"{host_header}:{parts.port}"
     with requests.Session() as session:
         session.trust_env = False  # no HTTP(S)_PROXY, no .netrc: we connect, to what we checked
+        request = session.prepare_request(requests.Request("POST", url, data=data, headers=headers))
+        # The name as it goes on the wire (an internationalised name is IDNA-encoded by now).
+        parts = urlsplit(request.url)
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = vetted_address(host, port, allow_private=allow_private, resolve=resolve)
+        host_header = f"[{host}]" if ":" in host else host
+        request.headers["Host"] = f"{host_header}:{parts.port}" if parts.port is not None else host_header
         session.mount("https://", _PinnedAdapter(host, address))
         session.mount("http://", _PinnedAdapter(host, address))
-        return session.post(
-            url,
-            data=data,
-            headers={**headers, "Host": host_header},
-            timeout=timeout,
-            allow_redirects=False,
-            verify=verify,
-        )
+        return session.send(request, timeout=timeout, allow_redirects=False, verify=verify)
