@@ -98,7 +98,7 @@ def _ip_literal(host: str) -> IPAddress | None:
         pass
     try:
         return ipaddress.IPv4Address(socket.inet_aton(host))
-    except OSError:
+    except (OSError, ValueError):  # not an address; ValueError: a NUL character in it
         return None
 
 
@@ -119,14 +119,18 @@ def check_webhook_url(url: str, *, allow_private: bool) -> None:
         raise UnsafeDestination("Must be an https:// URL with a host name.")
     if "@" in parts.netloc:
         raise UnsafeDestination("Must not contain a user name or password (user:password@host).")
-    ip = _ip_literal(host)
-    if ip is None:
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        # Judge the name as it will be sent: IDNA maps full-width digits and dots ("１２７。１")
+        # to ASCII ones, so the checks below must see the mapped form.
         try:
-            ascii_host = host.encode("idna").decode("ascii")
+            host = host.encode("idna").decode("ascii").rstrip(".")
         except UnicodeError as exc:
             raise UnsafeDestination(f"{host!r} is not a valid host name.") from exc
-        if not _HOSTNAME.match(ascii_host):
-            raise UnsafeDestination(f"{host!r} is not a valid host name.")
+        ip = _ip_literal(host)
+        if ip is None and not _HOSTNAME.match(host):
+            raise UnsafeDestination(f"{host!r} is not a valid host name.") from None
     if ip is not None:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped

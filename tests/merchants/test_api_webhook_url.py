@@ -39,13 +39,17 @@ REFUSED = [
     "https://[::ffff:10.0.0.5]/molam",  # IPv4-mapped private
     "https://[::ffff:127.0.0.1]:6379/",
     "https://[64:ff9b::a00:5]/molam",  # NAT64 of 10.0.0.5
+    "https://\uff11\uff12\uff17.0.0.1/molam",  # full-width digits: IDNA maps them to 127.0.0.1
+    "https://127\u30020\u30020\u30021/molam",  # ideographic full stops
     "https://localhost/molam",
+    "https://\uff4c\uff4f\uff43\uff41\uff4c\uff48\uff4f\uff53\uff54/molam",  # full-width "localhost"
     "https://LOCALHOST./molam",
     "https://hooks.localhost/molam",
     "https://metadata.google.internal/computeMetadata/v1/",
     "https://printer.local/molam",
     "https://redis/",  # a single-label name: a compose service, a search-domain host
     "https://bad_host name.example/molam",
+    "https://1.2.3.4\x00/molam",
 ]
 
 

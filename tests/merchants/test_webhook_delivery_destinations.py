@@ -152,6 +152,22 @@ def test_the_connection_goes_to_the_address_checked_not_a_second_lookup(settings
     assert request.headers["Host"] == f"pinned.localhost:{port}"
 
 
+def test_an_internationalised_name_is_resolved_and_sent_as_it_goes_on_the_wire(receivers):
+    receiver = receivers()
+    port = receiver.url.split(":")[2].split("/")[0]
+    calls: list[str] = []
+    response = egress.post(
+        f"http://bücher.localhost:{port}/molam",
+        data=b"{}",
+        headers=HEADERS,
+        timeout=5,
+        allow_private=True,
+        resolve=dns({"xn--bcher-kva.localhost": ["127.0.0.1"]}, calls=calls),
+    )
+    assert response.status_code == 200 and calls == ["xn--bcher-kva.localhost"]
+    assert receiver.requests[0].headers["Host"] == f"xn--bcher-kva.localhost:{port}"
+
+
 def test_https_to_the_pinned_address_still_verifies_the_certificate_for_the_name(tmp_path, receivers):
     ca, cert, key = issue_certificate(tmp_path, "hooks.boutique.example")
     receiver = receivers(tls=(cert, key))
