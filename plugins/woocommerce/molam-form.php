@@ -28,6 +28,7 @@ require_once __DIR__ . '/includes/class-molam-form-backup.php';
 require_once __DIR__ . '/includes/class-molam-form-rollout.php';
 require_once __DIR__ . '/includes/class-molam-form-upgrade.php';
 require_once __DIR__ . '/includes/class-molam-form-payment-health.php';
+require_once __DIR__ . '/includes/class-molam-form-housekeeping.php';
 require_once __DIR__ . '/includes/class-molam-form-admin.php';
 require_once __DIR__ . '/includes/functions.php';
 

@@ -18,7 +18,8 @@ defined( 'ABSPATH' ) || exit;
  * - `molam_form_outbox_dead`: reports refused for good (4xx other than 408/425/429).
  *
  * Answers are kept `RESULTS_RETENTION_S` (7 days) and at most `RESULTS_MAX` of them: the
- * WP-cron job prunes them (`housekeeping()`). Queued reports and dead letters are never pruned.
+ * WP-cron job prunes them (`Molam_Form_Housekeeping::run()`). Queued reports and dead letters are
+ * never pruned.
  */
 class Molam_Form_Outbox {
 
@@ -350,39 +351,5 @@ class Molam_Form_Outbox {
 			wp_cache_delete( 'alloptions', 'options' );
 		}
 		return $changed;
-	}
-
-	/**
-	 * The WP-cron job's clean-up: prune old answers and keep the rows out of autoload, under
-	 * the run lock (an upgrade or a payment-health run writes the answers row: pruning beside
-	 * it could drop an answer just written). Skipped when another run holds the lock: the next
-	 * cron run prunes. Never throws.
-	 *
-	 * @param int|null $now Unix time.
-	 * @return array{status:string, pruned_results?:int, autoload_off?:int, reason?:string, error?:string}
-	 */
-	public static function housekeeping( $now = null ) {
-		try {
-			if ( ! Molam_Form_Store::lock() ) {
-				return array(
-					'status' => 'skipped',
-					'reason' => 'another run holds the lock',
-				);
-			}
-			try {
-				return array(
-					'status'         => 'success',
-					'pruned_results' => self::prune_results( self::results_retention_s(), $now ),
-					'autoload_off'   => self::autoload_off(),
-				);
-			} finally {
-				Molam_Form_Store::unlock();
-			}
-		} catch ( Throwable $e ) {
-			return array(
-				'status' => 'failed',
-				'error'  => $e->getMessage(),
-			);
-		}
 	}
 }

@@ -72,8 +72,9 @@ function molam_form_deactivate() {
 }
 
 /**
- * The WP-cron job: one upgrade run, then the payment health report, then the outbox's
- * clean-up (answers older than 7 days); each takes the run lock, so runs never overlap.
+ * The WP-cron job: one upgrade run, then the payment health report, then the clean-up
+ * (outbox answers older than 7 days, backup archives past their retention); each takes the
+ * run lock, so runs never overlap.
  *
  * @return array
  */
@@ -81,7 +82,7 @@ function molam_form_cron_run() {
 	$result = Molam_Form_Upgrade::run();
 	update_option( 'molam_form_last_run', array_merge( $result, array( 'at' => time() ) ), false );
 	Molam_Form_Payment_Health::maybe_report(); // Hourly: only once a new hour is complete.
-	Molam_Form_Outbox::housekeeping();
+	Molam_Form_Housekeeping::run();
 	return $result;
 }
 
