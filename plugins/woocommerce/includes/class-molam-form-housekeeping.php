@@ -104,6 +104,8 @@ class Molam_Form_Housekeeping {
 						'autoload_off'   => Molam_Form_Outbox::autoload_off(),
 						'archives'       => self::prune_archives( $now ),
 					);
+					// Under the lock: only the run that deleted appends, one at a time.
+					self::log_deleted( $out['archives']['deleted'], $now );
 				} finally {
 					Molam_Form_Store::unlock();
 				}
@@ -119,23 +121,32 @@ class Molam_Form_Housekeeping {
 	}
 
 	/**
-	 * Keep the result, and append the deleted archives to the log.
+	 * Keep the run's result (any process may write it: it is only the latest word).
 	 *
 	 * @param array $out Result.
 	 * @param int   $now Unix time.
 	 */
 	private static function record( $out, $now ) {
 		update_option( self::LAST_RUN, array_merge( $out, array( 'at' => $now ) ), false );
-		$deleted = $out['archives']['deleted'] ?? array();
-		if ( $deleted ) {
-			wp_cache_delete( self::LOG, 'options' );
-			$log = get_option( self::LOG, array() );
-			$log = is_array( $log ) ? $log : array();
-			foreach ( $deleted as $entry ) {
-				$log[] = array_merge( $entry, array( 'deleted_at' => $now ) );
-			}
-			update_option( self::LOG, array_slice( $log, -self::LOG_MAX ), false );
+	}
+
+	/**
+	 * Append deleted archives to the log, keeping its newest `LOG_MAX` entries.
+	 *
+	 * @param array $deleted Deleted archives.
+	 * @param int   $now     Unix time.
+	 */
+	private static function log_deleted( $deleted, $now ) {
+		if ( ! $deleted ) {
+			return;
 		}
+		wp_cache_delete( self::LOG, 'options' );
+		$log = get_option( self::LOG, array() );
+		$log = is_array( $log ) ? $log : array();
+		foreach ( $deleted as $entry ) {
+			$log[] = array_merge( $entry, array( 'deleted_at' => $now ) );
+		}
+		update_option( self::LOG, array_slice( $log, -self::LOG_MAX ), false );
 	}
 
 	/**
