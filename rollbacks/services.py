@@ -329,47 +329,29 @@ def rollback_stats(now=None) -> dict:
     All-time figures come from ``rollback_totals``; the sliding windows (24 hours, 7 days) from
     ``aggregates.rollback_windows`` (daily figures plus the raw rows of the window's edges).
     """
-    from .models import RollbackTotals
-
     now = now or timezone.now()
-    # The plain columns, one row per plugin and trigger, summed per plugin here: with SUM() in
-    # SQL Django converts each aggregated value in Python, which for 1,000 plugins costs more
-    # than the query itself; stored integer columns come back as they are.
-    totals: dict[str, list[int]] = {}
-    for name, completed, succeeded, timed, duration_ms in RollbackTotals.objects.order_by(
-        "plugin_name"
-    ).values_list("plugin_name", "completed", "succeeded", "duration_count", "duration_sum_ms"):
-        row = totals.get(name)
-        if row is None:
-            totals[name] = [completed, succeeded, timed, duration_ms]
-        else:
-            row[0] += completed
-            row[1] += succeeded
-            row[2] += timed
-            row[3] += duration_ms
+    totals = aggregates.plugin_rollback_totals()
     by_plugin = aggregates.rollback_windows(now).values()
     windows = {key: sum(row[key] for row in by_plugin) for key in ("last_24h", "failed_7d", "total_7d")}
-    completed, succeeded, timed, duration_ms = (
-        [sum(column) for column in zip(*totals.values(), strict=True)] if totals else [0, 0, 0, 0]
-    )
+    overall = {key: sum(row[key] for row in totals.values()) for key in aggregates.TOTALS_SUMMED}
     return {
         "success_rate_by_plugin": [
             {
                 "plugin_name": name,
-                "total_rollbacks": row[0],
-                "successful_rollbacks": row[1],
-                "success_rate_pct": _pct(row[1], row[0]),
-                "avg_duration_ms": _avg(row[3], row[2]),
+                "total_rollbacks": row["completed"],
+                "successful_rollbacks": row["succeeded"],
+                "success_rate_pct": _pct(row["succeeded"], row["completed"]),
+                "avg_duration_ms": _avg(row["duration_sum_ms"], row["duration_count"]),
             }
             for name, row in totals.items()
-            if row[0]
+            if row["completed"]
         ],
         "rollbacks_last_24h": windows["last_24h"],
         "failed_rollbacks_last_7d": windows["failed_7d"],
         "rollbacks_last_7d": windows["total_7d"],
-        "total_rollbacks": completed,
-        "overall_success_rate_pct": _pct(succeeded, completed),
-        "avg_duration_ms": _avg(duration_ms, timed),
+        "total_rollbacks": overall["completed"],
+        "overall_success_rate_pct": _pct(overall["succeeded"], overall["completed"]),
+        "avg_duration_ms": _avg(overall["duration_sum_ms"], overall["duration_count"]),
     }
 
 

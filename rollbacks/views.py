@@ -16,8 +16,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html_join
 
 from molam_upgrades.web import OpsPageMixin
 
@@ -236,15 +235,14 @@ def plugin_options(selected: str) -> str:
     """The plugin filter's ``<option>`` elements, one per plugin that has rollbacks.
 
     Written here rather than by a template loop: a fleet has ~1,000 plugins, and the template
-    engine's per-iteration lookups cost ~10 ms a page. Each name is escaped as ``{{ name }}``
-    would escape it.
+    engine's per-iteration lookups cost ~10 ms a page. ``format_html_join`` escapes each name.
     """
     names = RollbackTotals.objects.order_by("plugin_name").values_list("plugin_name", flat=True).distinct()
-    options = []
-    for name in names:
-        value = escape(name)
-        options.append(f'<option value="{value}"{" selected" if name == selected else ""}>{value}</option>')
-    return mark_safe("".join(options))  # noqa: S308 - every name escaped above
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        ((name, " selected" if name == selected else "", name) for name in names),
+    )
 
 
 class RollbackDashboardLiveView(RollbackDashboardMixin):
