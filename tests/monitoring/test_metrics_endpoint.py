@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import socket
 import subprocess
-from unittest import mock
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
@@ -184,23 +185,41 @@ def test_both_formats_of_one_snapshot_carry_the_same_series(client, fleet):
         assert openmetrics[key] == text[key], key
 
 
+@contextmanager
+def database_unreachable():
+    """The real driver failing: Django's connection pointed at a port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    saved = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = str(closed_port)
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = saved
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_database_failure_serves_the_last_values_and_says_so(client, fleet):
     first = parse_scrape(scrape(client))
     prometheus.cache.delete(prometheus.CACHE_KEY)
-    with mock.patch.object(prometheus, "read_snapshot", side_effect=RuntimeError("database down")):
+    with database_unreachable():
         samples = parse_scrape(scrape(client))
     assert sample(samples, "molam_metrics_collect_success") == 0
     key = ("molam_rollbacks_total", frozenset({("plugin", "woocommerce"), ("trigger", "automatic")}))
     assert samples[key] == first[key] == 3
 
 
+@pytest.mark.django_db(transaction=True)
 def test_with_the_cache_off_a_database_failure_still_serves_the_last_values(
     client, fleet, settings, monkeypatch
 ):
     settings.METRICS_CACHE_SECONDS = 0
     monkeypatch.setattr(prometheus, "_stale_written_at", None)  # as in a freshly started worker
     scrape(client)
-    with mock.patch.object(prometheus, "read_snapshot", side_effect=RuntimeError("database down")):
+    with database_unreachable():
         samples = parse_scrape(scrape(client))
     assert sample(samples, "molam_metrics_collect_success") == 0
     assert sample(samples, "molam_rollbacks_total", plugin="woocommerce", trigger="automatic") == 3
