@@ -169,10 +169,12 @@ class Molam_Form_Housekeeping {
 			'errors'         => array(),
 			'retention_days' => $days,
 		);
-		$journal = Molam_Form_Store::load( 'journal.json' );
-		if ( is_array( $journal ) ) {
+		if ( Molam_Form_Store::journal_exists() ) {
+			// One that cannot be read blocks too: what it needs is unknown.
+			$journal       = Molam_Form_Store::load( 'journal.json' );
+			$step          = is_array( $journal ) && is_string( $journal['step'] ?? null ) ? $journal['step'] : 'unknown';
 			$out['status'] = 'skipped';
-			$out['reason'] = 'an operation is unfinished (journal step ' . ( $journal['step'] ?? 'unknown' ) . '): no archive is deleted until it ends';
+			$out['reason'] = "an operation is unfinished (journal step $step): no archive is deleted until it ends";
 			return $out;
 		}
 		$work = Molam_Form_Settings::work_dir();

@@ -182,6 +182,18 @@ class Molam_Form_Store {
 	}
 
 	/**
+	 * Whether a journal is on disk: an operation is unfinished (a crash interrupted it, or a
+	 * rollback failed). A journal that cannot be read counts too: what it records is unknown.
+	 *
+	 * @return bool
+	 */
+	public static function journal_exists() {
+		$path = Molam_Form_Settings::work_dir() . '/journal.json';
+		clearstatcache( true, $path );
+		return is_file( $path );
+	}
+
+	/**
 	 * The journal of an interrupted operation, or null.
 	 *
 	 * @return array<string, mixed>|null

@@ -813,7 +813,7 @@ class Molam_Form_Upgrade {
 	 * Recovery on a page load after a crash: only when a journal exists and no run holds the lock.
 	 */
 	public static function recover_if_needed() {
-		if ( ! is_file( Molam_Form_Settings::work_dir() . '/journal.json' ) || ! Molam_Form_Store::lock() ) {
+		if ( ! Molam_Form_Store::journal_exists() || ! Molam_Form_Store::lock() ) {
 			return;
 		}
 		self::prepare_process();

@@ -233,6 +233,25 @@ class ArchiveRetentionTest extends Molam_Form_TestCase {
 		$this->assertSame( array( $newest ), self::names() );
 	}
 
+	public function test_a_journal_that_cannot_be_read_keeps_every_archive_too() {
+		$old    = $this->archive( '3.8.0', 60 * self::DAY );
+		$newest = $this->archive( '3.9.0', self::DAY );
+		// Half a journal (a disk that filled up under another tool, a hand edit): its operation is unknown.
+		file_put_contents( Molam_Form_Settings::work_dir() . '/journal.json', '{"txid": "0123456789ab", "step": "swa' );
+
+		self::cron();
+
+		$this->assertSame( self::sorted( array( $old, $newest ) ), self::names() );
+		$run = self::last_run();
+		$this->assertSame( 'skipped', $run['archives']['status'], wp_json_encode( $run ) );
+		$this->assertStringContainsString( 'journal step unknown', $run['archives']['reason'] );
+
+		unlink( Molam_Form_Settings::work_dir() . '/journal.json' );
+		self::cron();
+
+		$this->assertSame( array( $newest ), self::names() );
+	}
+
 	public function test_a_symlink_in_the_backups_folder_is_neither_followed_nor_deleted() {
 		$outside = getenv( 'MOLAM_TEST_TMP' ) . '/outside-' . bin2hex( random_bytes( 4 ) );
 		mkdir( $outside );
