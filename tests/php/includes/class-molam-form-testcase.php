@@ -15,6 +15,8 @@ abstract class Molam_Form_TestCase extends TestCase {
 
 	const SLUG = 'molam-gateway';
 
+	const DAY = 86400;
+
 	/**
 	 * Release signing key pair (sodium), one per process.
 	 *
@@ -127,6 +129,65 @@ abstract class Molam_Form_TestCase extends TestCase {
 		);
 		update_option( Molam_Form_Settings::OPTION, $settings, false );
 		wp_cache_flush();
+	}
+
+	/**
+	 * A loopback `host:port` where nothing listens (a control plane or shop that is down).
+	 *
+	 * @return string
+	 */
+	protected static function dead_address() {
+		$sock = stream_socket_server( 'tcp://127.0.0.1:0' );
+		$name = stream_socket_get_name( $sock, false );
+		fclose( $sock );
+		return $name;
+	}
+
+	/**
+	 * A control-plane URL where nothing listens.
+	 *
+	 * @return string
+	 */
+	protected static function dead_url() {
+		return 'http://' . self::dead_address() . '/api/plugins/';
+	}
+
+	/**
+	 * One WP-cron run of the plugin's job, through the hook WordPress fires.
+	 */
+	protected static function cron() {
+		wp_cache_flush();
+		do_action( MOLAM_FORM_CRON_HOOK );
+		wp_cache_flush();
+		clearstatcache();
+	}
+
+	/**
+	 * Make the cron job's payment-health report see no new complete hour (runs about the rest).
+	 */
+	protected static function no_payment_hour_due() {
+		update_option( Molam_Form_Payment_Health::LAST_HOUR, intdiv( time(), 3600 ) * 3600, false );
+	}
+
+	/**
+	 * Queue a failed-upgrade report (the control plane records it in plugin_upgrade_logs).
+	 *
+	 * @param string      $key   Idempotency key.
+	 * @param string|null $error Its error (default "report <key>").
+	 * @return string The key.
+	 */
+	protected static function enqueue_failed_upgrade( $key, $error = null ) {
+		return Molam_Form_Outbox::enqueue(
+			'POST',
+			'upgrades',
+			array(
+				'from_version' => '3.9.0',
+				'to_version'   => '4.0.0',
+				'status'       => 'failed',
+				'error'        => $error ?? "report $key",
+			),
+			$key
+		);
 	}
 
 	/**

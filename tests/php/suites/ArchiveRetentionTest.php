@@ -12,12 +12,9 @@
  */
 class ArchiveRetentionTest extends Molam_Form_TestCase {
 
-	const DAY = 86400;
-
 	protected function setUp(): void {
 		parent::setUp();
-		// No payment-health hour is due: these runs are about the clean-up.
-		update_option( Molam_Form_Payment_Health::LAST_HOUR, intdiv( time(), 3600 ) * 3600, false );
+		self::no_payment_hour_due(); // These runs are about the clean-up.
 	}
 
 	/**
@@ -27,16 +24,6 @@ class ArchiveRetentionTest extends Molam_Form_TestCase {
 	 */
 	private static function backups() {
 		return Molam_Form_Settings::work_dir() . '/backups';
-	}
-
-	/**
-	 * One WP-cron run of the plugin's job, through the hook WordPress fires.
-	 */
-	private static function cron() {
-		wp_cache_flush();
-		do_action( MOLAM_FORM_CRON_HOOK );
-		wp_cache_flush();
-		clearstatcache();
 	}
 
 	/**
@@ -153,10 +140,7 @@ class ArchiveRetentionTest extends Molam_Form_TestCase {
 		$owned  = $this->archive( '3.8.0', 44 * self::DAY, null, $tx );
 		$this->archive( '3.8.1', 43 * self::DAY );
 		$newest = $this->archive( '3.9.0', self::DAY );
-		$sock   = stream_socket_server( 'tcp://127.0.0.1:0' );
-		$addr   = stream_socket_get_name( $sock, false );
-		fclose( $sock );
-		$this->set_settings( array( 'api_url' => "http://$addr/api/plugins/" ) );
+		$this->set_settings( array( 'api_url' => self::dead_url() ) );
 		Molam_Form_Outbox::enqueue(
 			'POST',
 			'backup',
@@ -168,7 +152,7 @@ class ArchiveRetentionTest extends Molam_Form_TestCase {
 			),
 			'0123456789ab-backup'
 		);
-		Molam_Form_Outbox::enqueue( 'POST', 'upgrades', array( 'from_version' => '3.8.0', 'to_version' => '3.9.0', 'status' => 'failed', 'error' => 'x' ), "$tx-upgrade" );
+		self::enqueue_failed_upgrade( "$tx-upgrade" );
 
 		self::cron();
 

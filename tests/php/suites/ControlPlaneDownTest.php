@@ -11,18 +11,6 @@
  */
 class ControlPlaneDownTest extends Molam_Form_TestCase {
 
-	/**
-	 * A loopback URL where nothing listens.
-	 *
-	 * @return string
-	 */
-	private static function dead_url() {
-		$sock = stream_socket_server( 'tcp://127.0.0.1:0' );
-		$name = stream_socket_get_name( $sock, false );
-		fclose( $sock );
-		return "http://$name/api/plugins/";
-	}
-
 	public function test_a_control_plane_that_is_down_means_no_upgrade_and_no_error() {
 		$this->publish( $this->build_release( '4.0.0' ) );
 		$this->set_settings( array( 'api_url' => self::dead_url() ) );
@@ -74,22 +62,12 @@ class ControlPlaneDownTest extends Molam_Form_TestCase {
 	}
 
 	public function test_a_report_whose_answer_was_lost_is_recorded_once_when_sent_again() {
-		Molam_Form_Outbox::enqueue(
-			'POST',
-			'upgrades',
-			array(
-				'from_version' => '3.9.0',
-				'to_version'   => '4.0.0',
-				'status'       => 'failed',
-				'error'        => 'checksum mismatch',
-			),
-			'lost-answer-1'
-		);
+		self::enqueue_failed_upgrade( 'lost-answer-1', 'checksum mismatch' );
 		$this->assertSame( 1, Molam_Form_Outbox::flush()['sent'] );
 		$first = Molam_Form_Outbox::result( 'lost-answer-1' );
 		// The answer never reached the shop: it forgets it and the report is queued again.
 		delete_option( Molam_Form_Outbox::RESULTS );
-		Molam_Form_Outbox::enqueue( 'POST', 'upgrades', array( 'from_version' => '3.9.0', 'to_version' => '4.0.0', 'status' => 'failed', 'error' => 'checksum mismatch' ), 'lost-answer-1' );
+		self::enqueue_failed_upgrade( 'lost-answer-1', 'checksum mismatch' );
 		$this->assertSame( 1, Molam_Form_Outbox::flush()['sent'] );
 
 		$this->assertCount( 1, $this->cp_upgrades() );

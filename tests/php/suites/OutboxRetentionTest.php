@@ -11,33 +11,9 @@
  */
 class OutboxRetentionTest extends Molam_Form_TestCase {
 
-	const DAY = 86400;
-
 	protected function setUp(): void {
 		parent::setUp();
-		// No payment-health hour is due: these runs are about the outbox alone.
-		update_option( Molam_Form_Payment_Health::LAST_HOUR, intdiv( time(), 3600 ) * 3600, false );
-	}
-
-	/**
-	 * A loopback URL where nothing listens.
-	 *
-	 * @return string
-	 */
-	private static function dead_url() {
-		$sock = stream_socket_server( 'tcp://127.0.0.1:0' );
-		$name = stream_socket_get_name( $sock, false );
-		fclose( $sock );
-		return "http://$name/api/plugins/";
-	}
-
-	/**
-	 * One WP-cron run of the plugin's job, through the hook WordPress fires.
-	 */
-	private static function cron() {
-		wp_cache_flush();
-		do_action( MOLAM_FORM_CRON_HOOK );
-		wp_cache_flush();
+		self::no_payment_hour_due(); // These runs are about the outbox alone.
 	}
 
 	/**
@@ -70,25 +46,6 @@ class OutboxRetentionTest extends Molam_Form_TestCase {
 		wp_cache_flush();
 	}
 
-	/**
-	 * A failed-upgrade report (the control plane records it in plugin_upgrade_logs).
-	 *
-	 * @param string $key Idempotency key.
-	 */
-	private function enqueue_upgrade_report( $key ) {
-		Molam_Form_Outbox::enqueue(
-			'POST',
-			'upgrades',
-			array(
-				'from_version' => '3.9.0',
-				'to_version'   => '4.0.0',
-				'status'       => 'failed',
-				'error'        => "report $key",
-			),
-			$key
-		);
-	}
-
 	public function test_the_cron_job_forgets_answers_older_than_seven_days_and_keeps_newer_ones() {
 		self::seed_answers(
 			array(
@@ -98,7 +55,7 @@ class OutboxRetentionTest extends Molam_Form_TestCase {
 				'just-now'    => 60,
 			)
 		);
-		$this->enqueue_upgrade_report( 'sent-by-this-run' );
+		self::enqueue_failed_upgrade( 'sent-by-this-run' );
 
 		self::cron();
 
@@ -168,7 +125,7 @@ class OutboxRetentionTest extends Molam_Form_TestCase {
 			'old-tx-complete',
 			'old-tx-initiate'
 		);
-		$this->enqueue_upgrade_report( 'never-received' );
+		self::enqueue_failed_upgrade( 'never-received' );
 		$queue = get_option( Molam_Form_Outbox::QUEUE );
 		foreach ( $queue as $key => $entry ) {
 			$queue[ $key ]['created_at'] = microtime( true ) - 30 * self::DAY;
@@ -230,11 +187,11 @@ class OutboxRetentionTest extends Molam_Form_TestCase {
 
 	public function test_the_outbox_rows_are_not_autoloaded() {
 		global $wpdb;
-		$this->enqueue_upgrade_report( 'accepted' );
+		self::enqueue_failed_upgrade( 'accepted' );
 		Molam_Form_Outbox::enqueue( 'POST', 'upgrades', array( 'from_version' => 'not a version', 'to_version' => '4.0.0', 'status' => 'failed' ), 'refused' );
 		$this->assertSame( array( 'sent' => 1, 'dead' => 1, 'pending' => 0 ), Molam_Form_Outbox::flush() );
 		$this->set_settings( array( 'api_url' => self::dead_url() ) );
-		$this->enqueue_upgrade_report( 'waiting' );
+		self::enqueue_failed_upgrade( 'waiting' );
 		$names = array( Molam_Form_Outbox::QUEUE, Molam_Form_Outbox::SEQ, Molam_Form_Outbox::RESULTS, Molam_Form_Outbox::DEAD );
 		$in    = "'" . implode( "', '", $names ) . "'";
 		$flags = fn() => $wpdb->get_results( "SELECT option_name, autoload FROM {$wpdb->options} WHERE option_name IN ($in) ORDER BY option_name", OBJECT_K );

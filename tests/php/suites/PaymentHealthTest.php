@@ -135,18 +135,6 @@ WHERE o.merchant_ref LIKE 'PH-%' AND o.created_at >= :since AND o.created_at < :
 		$this->assertSame( array( 900.0, 5000.0 ), array_map( 'floatval', array_column( $rows, 'latency_p95_ms' ) ) );
 	}
 
-	/**
-	 * A loopback URL where nothing listens.
-	 *
-	 * @return string
-	 */
-	private static function dead_url() {
-		$sock = stream_socket_server( 'tcp://127.0.0.1:0' );
-		$name = stream_socket_get_name( $sock, false );
-		fclose( $sock );
-		return "http://$name/api/plugins/";
-	}
-
 	public function test_two_complete_hours_are_stored_once_and_a_rerun_sends_nothing_new() {
 		$result = Molam_Form_Payment_Health::report( $this->now );
 
@@ -180,8 +168,7 @@ WHERE o.merchant_ref LIKE 'PH-%' AND o.created_at >= :since AND o.created_at < :
 	}
 
 	public function test_the_wp_cron_job_reports_hourly_through_the_real_hook() {
-		do_action( MOLAM_FORM_CRON_HOOK );
-		wp_cache_flush();
+		self::cron();
 
 		$this->assertSame( 'success', get_option( 'molam_form_payment_health_last_run' )['status'] );
 		$this->assertTwoHoursStored();
@@ -231,13 +218,10 @@ WHERE o.merchant_ref LIKE 'PH-%' AND o.created_at >= :since AND o.created_at < :
 			'latency_ms'        => array( 'count' => 3, 'p50' => 120.0, 'p95' => 5000.5 ),
 		);
 		$script = 'import json, sys; from molam_agent.payment_health import idempotency_key; print(idempotency_key(json.load(sys.stdin)))';
-		$proc   = proc_open( array( getenv( 'MOLAM_TEST_PYTHON' ) ?: dirname( __DIR__, 3 ) . '/.venv/bin/python', '-c', $script ), array( 0 => array( 'pipe', 'r' ), 1 => array( 'pipe', 'w' ), 2 => array( 'pipe', 'w' ) ), $pipes, dirname( __DIR__, 3 ) );
-		fwrite( $pipes[0], wp_json_encode( $body, JSON_PRESERVE_ZERO_FRACTION ) );
-		fclose( $pipes[0] );
-		$python = trim( stream_get_contents( $pipes[1] ) );
-		$err    = stream_get_contents( $pipes[2] );
-		proc_close( $proc );
+		list( $status, $out, $err ) = self::run_python( $script, wp_json_encode( $body, JSON_PRESERVE_ZERO_FRACTION ) );
+		$python                     = trim( $out );
 
+		$this->assertSame( 0, $status, $err );
 		$this->assertSame( $python, Molam_Form_Payment_Health::idempotency_key( $body ), $err );
 		$this->assertStringStartsWith( 'payment-health-', $python );
 	}

@@ -132,10 +132,7 @@ class ProtocolTest extends Molam_Form_TestCase {
 		$this->assertSame( 'health URL answered HTTP 302', Molam_Form_Upgrade::smoke_test(), 'a redirect is not healthy' );
 		$this->set_settings( array( 'smoke_url' => getenv( 'MOLAM_TEST_CP_URL' ) . 'rollouts' ) );
 		$this->assertMatchesRegularExpression( '/HTTP 40[13]/', Molam_Form_Upgrade::smoke_test(), 'a 401/403 is not healthy' );
-		$sock = stream_socket_server( 'tcp://127.0.0.1:0' );
-		$name = stream_socket_get_name( $sock, false );
-		fclose( $sock );
-		$this->set_settings( array( 'smoke_url' => "http://$name/?molam-health=1" ) );
+		$this->set_settings( array( 'smoke_url' => 'http://' . self::dead_address() . '/?molam-health=1' ) );
 		$this->assertStringContainsString( 'health URL unreachable', Molam_Form_Upgrade::smoke_test(), 'a refused connection is not healthy' );
 	}
 
