@@ -326,20 +326,7 @@ def test_another_merchants_credential_is_403_and_writes_nothing(http):
     assert not PaymentHealthReport.objects.exists()
     assert_json_error(http["b"]("GET", f"payment-health?merchant_id={MERCHANT_A}"), 403)
 
-    initiated = http["ops"](
-        "POST",
-        "rollback/initiate",
-        {
-            "merchant_id": str(MERCHANT_A),
-            "plugin_name": "woocommerce",
-            "from_version": "4.0.0",
-            "to_version": "3.9.0",
-            "trigger": "operator_forced",
-            "reason": "checkout errors",
-        },
-    )
-    assert initiated.status_code == 201, initiated.text
-    rollback_id = initiated.json()["rollback_id"]
+    rollback_id = forced_rollback_of_merchant_a(http)
     done = {"success": True, "duration_ms": 5, "files_restored": 1, "db_restored": True}
     assert_json_error(http["b"]("POST", f"rollback/{rollback_id}/complete", done), 403)
     assert RollbackHistory.objects.get(pk=rollback_id).completed_at is None
@@ -351,13 +338,8 @@ def test_another_merchants_credential_is_403_and_writes_nothing(http):
     assert_json_error(http["admin"]("POST", f"rollback/{uuid.uuid4()}/approve", {}), 404)
 
 
-def test_rollback_approval_refuses_bad_bodies_and_stays_pending(http):
-    from rollbacks.models import RollbackHistory
-
-    created = http["admin"](
-        "POST", "merchants", {"merchant_id": str(MERCHANT_A), "name": "Shop A", "high_value": True}
-    )
-    assert created.status_code == 201, created.text
+def forced_rollback_of_merchant_a(http) -> str:
+    """An operator-forced rollback of merchant A's woocommerce 4.0.0, through the API; its id."""
     initiated = http["ops"](
         "POST",
         "rollback/initiate",
@@ -371,7 +353,17 @@ def test_rollback_approval_refuses_bad_bodies_and_stays_pending(http):
         },
     )
     assert initiated.status_code == 201, initiated.text
-    rollback_id = initiated.json()["rollback_id"]
+    return initiated.json()["rollback_id"]
+
+
+def test_rollback_approval_refuses_bad_bodies_and_stays_pending(http):
+    from rollbacks.models import RollbackHistory
+
+    created = http["admin"](
+        "POST", "merchants", {"merchant_id": str(MERCHANT_A), "name": "Shop A", "high_value": True}
+    )
+    assert created.status_code == 201, created.text
+    rollback_id = forced_rollback_of_merchant_a(http)
     status_before = RollbackHistory.objects.get(pk=rollback_id).approval_status
     for raw in [
         "[]",
