@@ -91,13 +91,8 @@ class Molam_Form_Housekeeping {
 	public static function run( $now = null ) {
 		$now = $now ?? time();
 		try {
-			if ( ! Molam_Form_Store::lock() ) {
-				$out = array(
-					'status' => 'skipped',
-					'reason' => 'another run holds the lock',
-				);
-			} else {
-				try {
+			$out = Molam_Form_Store::with_lock(
+				function () use ( $now ) {
 					$out = array(
 						'status'         => 'success',
 						'pruned_results' => Molam_Form_Outbox::prune_results( Molam_Form_Outbox::results_retention_s(), $now ),
@@ -106,10 +101,13 @@ class Molam_Form_Housekeeping {
 					);
 					// Under the lock: only the run that deleted appends, one at a time.
 					self::log_deleted( $out['archives']['deleted'], $now );
-				} finally {
-					Molam_Form_Store::unlock();
-				}
-			}
+					return $out;
+				},
+				array(
+					'status' => 'skipped',
+					'reason' => 'another run holds the lock',
+				)
+			);
 		} catch ( Throwable $e ) {
 			$out = array(
 				'status' => 'failed',

@@ -216,10 +216,12 @@ WHERE o.type = 'shop_order' AND o.payment_method = 'molam'
 
 	/**
 	 * WP-cron: report once a new complete hour exists (the cron runs every ten minutes),
-	 * under the run lock, so no upgrade swaps the plugin (its version) meanwhile.
+	 * under the run lock, so no upgrade swaps the plugin (its version) meanwhile. Never throws:
+	 * a failure (a work folder that cannot be created, a database error) is the run's result.
 	 *
 	 * @param int|null $now Unix time.
-	 * @return array|null The run's result, or null when no new hour is complete.
+	 * @return array|null The run's result, or null when no new hour is complete or another
+	 *                    run holds the lock (the next cron run reports).
 	 */
 	public static function maybe_report( $now = null ) {
 		$now  = $now ?? time();
@@ -227,13 +229,16 @@ WHERE o.type = 'shop_order' AND o.payment_method = 'molam'
 		if ( is_numeric( $last ) && (int) $last >= intdiv( $now, 3600 ) * 3600 - 3600 ) {
 			return null;
 		}
-		if ( ! Molam_Form_Store::lock() ) {
-			return null; // An upgrade or another run holds the lock: the next cron run reports.
-		}
 		try {
-			$result = self::report( $now );
-		} finally {
-			Molam_Form_Store::unlock();
+			$result = Molam_Form_Store::with_lock( fn() => self::report( $now ) );
+		} catch ( Throwable $e ) {
+			$result = array(
+				'status' => 'failed',
+				'error'  => $e->getMessage(),
+			);
+		}
+		if ( null === $result ) {
+			return null;
 		}
 		update_option( 'molam_form_payment_health_last_run', array_merge( $result, array( 'at' => $now ) ), false );
 		return $result;

@@ -182,6 +182,29 @@ class Molam_Form_Store {
 	}
 
 	/**
+	 * Run `$fn` under the run lock, released afterwards even when `$fn` throws; `$busy` when
+	 * another run holds it. A caller that already holds the lock keeps it: only the call that
+	 * took the lock releases it.
+	 *
+	 * @param callable $fn   Work.
+	 * @param mixed    $busy Returned, `$fn` not called, when another run holds the lock.
+	 * @return mixed
+	 */
+	public static function with_lock( callable $fn, $busy = null ) {
+		$held = null !== self::$lock;
+		if ( ! self::lock() ) {
+			return $busy;
+		}
+		try {
+			return $fn();
+		} finally {
+			if ( ! $held ) {
+				self::unlock();
+			}
+		}
+	}
+
+	/**
 	 * Whether a journal is on disk: an operation is unfinished (a crash interrupted it, or a
 	 * rollback failed). A journal that cannot be read counts too: what it records is unknown.
 	 *

@@ -97,16 +97,15 @@ class Molam_Form_Upgrade {
 	public static function safe_upgrade( $current_version, $force_upgrade = false ) {
 		$start = microtime( true );
 		self::prepare_process();
-		if ( ! Molam_Form_Store::lock() ) {
-			return self::result( 'skipped', $current_version, null, array( 'reason' => 'another upgrade run is in progress for this plugin' ) );
-		}
 		try {
-			return self::locked_upgrade( $current_version, $force_upgrade, $start );
+			return Molam_Form_Store::with_lock(
+				fn() => self::locked_upgrade( $current_version, $force_upgrade, $start ),
+				self::result( 'skipped', $current_version, null, array( 'reason' => 'another upgrade run is in progress for this plugin' ) )
+			);
 		} catch ( Throwable $e ) {
-			// Nothing reaches the page: a configuration or environment problem is a result.
+			// Nothing reaches the page: a configuration or environment problem (a work folder
+			// that cannot be created, so no lock either) is a result.
 			return self::result( 'failed', $current_version, null, array( 'error' => $e->getMessage(), 'duration_ms' => self::ms( $start ) ) );
-		} finally {
-			Molam_Form_Store::unlock();
 		}
 	}
 

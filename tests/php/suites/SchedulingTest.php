@@ -47,6 +47,26 @@ class SchedulingTest extends Molam_Form_TestCase {
 		$this->assertSame( 'success', $this->child( array( 'cron' ) )['result']['status'], 'the lock is free again' );
 	}
 
+	public function test_a_work_folder_that_cannot_be_created_fails_each_step_of_the_cron_job_cleanly() {
+		// A file where the work folder belongs: no work folder, so no lock file either.
+		wp_mkdir_p( dirname( Molam_Form_Settings::work_dir() ) );
+		file_put_contents( Molam_Form_Settings::work_dir(), 'not a folder' );
+		$this->set_settings( array( 'payment_health_query' => 'SELECT NOW(), NULL, NULL FROM DUAL WHERE :since < :until' ) );
+
+		$run = $this->child( array( 'cron' ) );
+
+		$this->assertSame( 0, $run['exit'], $run['stdout'] . $run['stderr'] );
+		$this->assertSame( 'failed', $run['result']['status'], $run['stdout'] . $run['stderr'] );
+		$this->assertStringContainsString( 'cannot create', $run['result']['error'] );
+		foreach ( array( 'molam_form_last_run', 'molam_form_payment_health_last_run', Molam_Form_Housekeeping::LAST_RUN ) as $row ) {
+			$last = get_option( $row );
+			$this->assertSame( 'failed', $last['status'] ?? null, "$row: " . wp_json_encode( $last ) );
+			$this->assertStringContainsString( 'cannot create', $last['error'] );
+		}
+		$this->assertFalse( get_option( Molam_Form_Payment_Health::LAST_HOUR ), 'no hour is remembered as read' );
+		$this->assertWhollyOld();
+	}
+
 	public function test_a_lock_held_by_a_killed_process_is_free_again() {
 		$this->publish( $this->build_release( '4.0.0' ) );
 		$this->assertSame( 9, $this->child( array(), array( 'MOLAM_FORM_FAULT' => 'downloaded' ) )['signal'] );
