@@ -179,9 +179,14 @@ class OutboxRetentionTest extends Molam_Form_TestCase {
 
 		Molam_Form_Store::unlock();
 		$this->assertSame( 'skipped', $run['result']['status'], $run['stdout'] . $run['stderr'] );
+		// The job's result is the upgrade's; the clean-up's own is kept in its last-run row.
+		$this->assertSame( 'skipped', get_option( Molam_Form_Housekeeping::LAST_RUN )['status'] );
 		$this->assertArrayHasKey( 'eight-days', self::results() );
 		$next = $this->child( array( 'cron' ) );
 		$this->assertSame( '', $next['stderr'] );
+		wp_cache_flush();
+		$this->assertSame( 'success', get_option( Molam_Form_Housekeeping::LAST_RUN )['status'] );
+		$this->assertSame( 1, get_option( Molam_Form_Housekeeping::LAST_RUN )['pruned_results'] );
 		$this->assertArrayNotHasKey( 'eight-days', self::results() );
 	}
 
