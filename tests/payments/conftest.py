@@ -1,23 +1,5 @@
-"""Notices are delivered by Celery tasks; here they run inline, through ``Task.apply``.
-
-``delay()`` acquires a broker producer even for an eager task, and the broker-outage tests
-close the publisher's pool for the rest of the session; ``apply`` runs the same task (retries
-included) without a producer, so these tests do not depend on which tests ran before.
-"""
+"""Notices are delivered inline, through ``Task.apply`` (see ``tests/merchants/inline_delivery.py``)."""
 
 from __future__ import annotations
 
-import pytest
-
-from merchants import services, tasks
-
-
-@pytest.fixture(autouse=True)
-def _deliver_inline(monkeypatch):
-    def enqueue(notice_id, deliver_after):
-        tasks.deliver_notice.apply(args=[str(notice_id)])
-
-    monkeypatch.setattr(services, "_enqueue", enqueue)
-    monkeypatch.setattr(
-        tasks.deliver_notice, "delay", lambda notice_id: tasks.deliver_notice.apply(args=[notice_id])
-    )
+from tests.merchants.inline_delivery import _deliver_inline  # noqa: F401 (an autouse fixture)
