@@ -131,10 +131,22 @@ WHERE o.type = 'shop_order' AND o.payment_method = 'molam'
 			if ( 'succeeded' !== $outcome && ! in_array( $outcome, self::FAILURE_CLASSES, true ) ) {
 				$outcome = 'other';
 			}
-			try {
-				$text = rtrim( str_replace( 'T', ' ', trim( (string) $created ) ), 'Z' );
-				$at   = ( new DateTimeImmutable( $text, new DateTimeZone( 'UTC' ) ) )->getTimestamp();
-			} catch ( Exception $e ) {
+			$text = rtrim( str_replace( 'T', ' ', trim( (string) $created ) ), 'Z' );
+			// A date first, as the agent's fromisoformat(): PHP would read NULL or '' as "now"
+			// and words such as "yesterday" as times, and count the payment in a wrong hour.
+			$at = null;
+			if ( preg_match( '/^\d{4}-\d{2}-\d{2}(?:$|[ +-])/', $text ) ) {
+				try {
+					$at     = ( new DateTimeImmutable( $text, new DateTimeZone( 'UTC' ) ) )->getTimestamp();
+					$errors = DateTimeImmutable::getLastErrors();
+					if ( $errors && $errors['warning_count'] ) {
+						$at = null; // February 30th: PHP rolls it over to March, the agent refuses it.
+					}
+				} catch ( Exception $e ) {
+					$at = null;
+				}
+			}
+			if ( null === $at ) {
 				return 'payment_health_query: created_at must be a date-time, got ' . wp_json_encode( $created );
 			}
 			$hour = intdiv( $at, 3600 ) * 3600;

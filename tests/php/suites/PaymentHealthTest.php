@@ -226,6 +226,20 @@ WHERE o.merchant_ref LIKE 'PH-%' AND o.created_at >= :since AND o.created_at < :
 		$this->assertStringStartsWith( 'payment-health-', $python );
 	}
 
+	public function test_a_created_at_that_is_not_a_date_time_is_a_failed_run_not_a_payment_of_this_hour() {
+		foreach ( array( 'NULL', "''", "'yesterday'", "'2026-13-45 10:00:00'", "'2026-02-30 10:00:00'" ) as $created ) {
+			$this->set_settings( array( 'payment_health_query' => "SELECT $created AS created_at, 'succeeded' AS outcome, 10 AS latency_ms FROM DUAL WHERE :since < :until" ) );
+
+			$result = Molam_Form_Payment_Health::report( $this->now );
+
+			$this->assertSame( 'failed', $result['status'], "$created: " . wp_json_encode( $result ) );
+			$this->assertStringContainsString( 'created_at must be a date-time', $result['error'] );
+		}
+		$this->assertFalse( get_option( Molam_Form_Payment_Health::LAST_HOUR ) );
+		$this->assertSame( array(), Molam_Form_Outbox::pending() );
+		$this->assertSame( array(), $this->cp_reports() );
+	}
+
 	public function test_a_query_that_fails_is_a_failed_run_and_remembers_nothing() {
 		$this->set_settings( array() ); // The default query: WooCommerce's HPOS tables, absent here.
 
