@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 
 from . import credentials
 from .admin_actions import ReadOnlyAdminMixin, admin_actor, run_action
@@ -118,14 +117,9 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry delivery of the selected alerts")
     def retry_delivery(self, request, queryset):
-        from .alerts import enqueue_delivery
-        from .choices import AlertStatus
+        from .alerts import retry_alerts
 
-        ids = list(queryset.exclude(status=AlertStatus.SENT).values_list("pk", flat=True))
-        queryset.filter(pk__in=ids).update(status=AlertStatus.PENDING)
-        for alert_id in ids:
-            transaction.on_commit(lambda alert_id=alert_id: enqueue_delivery(alert_id))
-        self.message_user(request, f"Queued {len(ids)} alert(s) for delivery.")
+        self.message_user(request, f"Queued {retry_alerts(queryset)} alert(s) for delivery.")
 
 
 @admin.register(IdempotencyRecord)

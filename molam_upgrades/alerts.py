@@ -50,6 +50,16 @@ def raise_alert(
     return alert
 
 
+def retry_alerts(alerts) -> int:
+    """Put the unsent alerts of ``alerts`` (a queryset) back to pending and queue each once the
+    transaction commits (the admin's "retry delivery"); returns how many."""
+    ids = list(alerts.exclude(status=AlertStatus.SENT).values_list("pk", flat=True))
+    Alert.objects.filter(pk__in=ids).update(status=AlertStatus.PENDING)
+    for alert_id in ids:
+        transaction.on_commit(lambda alert_id=alert_id: enqueue_delivery(alert_id))
+    return len(ids)
+
+
 def enqueue_delivery(alert_id: int) -> bool:
     """Queue ``send_alert`` for a stored alert; False (and the alert stays pending) when the broker is down.
 

@@ -256,3 +256,19 @@ def test_a_sweeper_never_doubles_a_delivery_in_flight(uses_postgres, pagerduty):
     assert [event["dedup_key"] for event in receiver.received] == ["in-flight"]
     alert.refresh_from_db()
     assert alert.status == "sent" and alert.attempts == 3
+
+
+@db
+def test_retrying_alerts_puts_the_unsent_back_to_pending_and_queues_each_after_commit(
+    django_capture_on_commit_callbacks,
+):
+    failed = _alert(age=timedelta(days=2), status="failed", attempts=5, key="a")
+    pending = _alert(age=timedelta(minutes=5), key="b")
+    sent = _alert(age=timedelta(hours=1), status="sent", attempts=1, key="c")
+    from molam_upgrades.alerts import retry_alerts
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert retry_alerts(Alert.objects.all()) == 2
+    assert len(callbacks) == 2  # one delivery queued per retried alert, only once committed
+    statuses = dict(Alert.objects.values_list("pk", "status"))
+    assert statuses == {failed.pk: "pending", pending.pk: "pending", sent.pk: "sent"}
