@@ -93,11 +93,13 @@ class Molam_Form_Housekeeping {
 		try {
 			$out = Molam_Form_Store::with_lock(
 				function () use ( $now ) {
-					$out = array(
+					// Read once for both: under the lock nothing queues a report meanwhile.
+					$pending = Molam_Form_Outbox::pending();
+					$out     = array(
 						'status'         => 'success',
-						'pruned_results' => Molam_Form_Outbox::prune_results( Molam_Form_Outbox::results_retention_s(), $now ),
+						'pruned_results' => Molam_Form_Outbox::prune_results( Molam_Form_Outbox::results_retention_s(), $now, $pending ),
 						'autoload_off'   => Molam_Form_Outbox::autoload_off(),
-						'archives'       => self::prune_archives( $now ),
+						'archives'       => self::prune_archives( $now, $pending ),
 					);
 					// Under the lock: only the run that deleted appends, one at a time.
 					self::log_deleted( $out['archives']['deleted'], $now );
@@ -153,10 +155,11 @@ class Molam_Form_Housekeeping {
 	 * archive names are deleted: a symlink is neither followed nor deleted, and a folder that
 	 * is a symlink (or resolves outside the work folder) is not read at all.
 	 *
-	 * @param int|null $now Unix time.
+	 * @param int|null   $now     Unix time.
+	 * @param array|null $pending The outbox queue, `Molam_Form_Outbox::pending()` (read when null).
 	 * @return array{status:string, deleted:array, kept:int, left:int, errors:string[], retention_days:int, reason?:string}
 	 */
-	public static function prune_archives( $now = null ) {
+	public static function prune_archives( $now = null, $pending = null ) {
 		$now  = $now ?? time();
 		$days = self::retention_days();
 		$out  = array(
@@ -193,7 +196,7 @@ class Molam_Form_Housekeeping {
 			$out['reason'] = "cannot read $dir";
 			return $out;
 		}
-		$protected = self::protected_archives();
+		$protected = self::protected_archives( $pending ?? Molam_Form_Outbox::pending() );
 		$newest    = array();
 		foreach ( $archives as $name => $a ) {
 			$best = $newest[ $a['plugin'] ] ?? null;
@@ -292,12 +295,13 @@ class Molam_Form_Housekeeping {
 	 * Archives still needed whatever their age: named by a queued report or belonging to one
 	 * (by transaction id), and the archive of the version kept for an instant rollback.
 	 *
+	 * @param array $pending The outbox queue.
 	 * @return array{names:array<string, true>, ids:array<string, true>}
 	 */
-	private static function protected_archives() {
+	private static function protected_archives( $pending ) {
 		$names = array();
 		$ids   = array();
-		foreach ( Molam_Form_Outbox::pending() as $entry ) {
+		foreach ( $pending as $entry ) {
 			$path = $entry['body']['backup_path'] ?? null;
 			if ( is_string( $path ) && '' !== $path ) {
 				$names[ basename( $path ) ] = true;

@@ -287,13 +287,15 @@ class Molam_Form_Outbox {
 	 * those a queued report waits for (`depends_on`). Only the answers row is touched: a
 	 * queued report is never dropped. One read of each row, at most one write.
 	 *
-	 * @param int      $max_age_s Age.
-	 * @param int|null $now       Unix time.
+	 * @param int        $max_age_s Age.
+	 * @param int|null   $now       Unix time.
+	 * @param array|null $pending   The queue as `pending()` returned it under the caller's run
+	 *                              lock (read here when null).
 	 * @return int How many answers were forgotten.
 	 */
-	public static function prune_results( $max_age_s, $now = null ) {
+	public static function prune_results( $max_age_s, $now = null, $pending = null ) {
 		$now     = $now ?? time();
-		$waiting = array_flip( array_filter( array_map( 'strval', array_column( self::pending(), 'depends_on' ) ) ) );
+		$waiting = array_flip( array_filter( array_map( 'strval', array_column( $pending ?? self::pending(), 'depends_on' ) ) ) );
 		$results = self::read( self::RESULTS );
 		$before  = count( $results );
 		foreach ( $results as $key => $row ) {
