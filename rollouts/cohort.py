@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from molam_upgrades.versions import Version
 
-from .choices import RolloutStatus, RolloutStrategy
+from .choices import OPEN_STATES, RolloutStatus, RolloutStrategy
 from .models import Release, Rollout
 
 BUCKETS = 10_000
@@ -127,7 +127,7 @@ def _load_shared(plugin_name: str) -> OpenRollout | None:
     if cached is not None:
         return None if cached == _NONE else cached
     rollout = Rollout.objects.filter(
-        plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]
+        plugin_name=plugin_name, status__in=OPEN_STATES
     ).first()
     snapshot = None
     if rollout is not None:
@@ -159,8 +159,7 @@ def report_cohort(
             [
                 connection.ops.adapt_datetimefield_value(reported_at),
                 plugin_name,
-                RolloutStatus.ACTIVE,
-                RolloutStatus.PAUSED,
+                *OPEN_STATES,
             ],
         )
         row = cur.fetchone()
@@ -171,7 +170,7 @@ def report_cohort(
 
 _REPORT_ROLLOUT_SQL = (
     "SELECT id, version, rollout_percentage, created_at <= %s "
-    f"FROM {Rollout._meta.db_table} WHERE plugin_name = %s AND status IN (%s, %s) "
+    f"FROM {Rollout._meta.db_table} WHERE plugin_name = %s AND status IN ({', '.join(['%s'] * len(OPEN_STATES))}) "
     "ORDER BY created_at DESC, id DESC LIMIT 1"
 )
 

@@ -24,7 +24,7 @@ from rollbacks.reports import RolloutErrorRate, rollout_error_rates
 from rollbacks.services import record_sira_pause
 
 from . import cohort, signing
-from .choices import TRANSITIONS, RolloutStatus
+from .choices import OPEN_STATES, TRANSITIONS, RolloutStatus
 from .models import AutoCheckRun, Release, Rollout
 
 logger = logging.getLogger("molam.rollouts")
@@ -81,7 +81,7 @@ def create_rollout(*, actor: str, **fields) -> Rollout:
         with transaction.atomic():
             if (
                 Rollout.objects.select_for_update()
-                .filter(plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED])
+                .filter(plugin_name=plugin_name, status__in=OPEN_STATES)
                 .exists()
             ):
                 raise _OpenRolloutExists
@@ -92,7 +92,7 @@ def create_rollout(*, actor: str, **fields) -> Rollout:
             _after_commit_invalidate(plugin_name)
     except (IntegrityError, _OpenRolloutExists) as exc:
         open_rollout = Rollout.objects.filter(
-            plugin_name=plugin_name, status__in=[RolloutStatus.ACTIVE, RolloutStatus.PAUSED]
+            plugin_name=plugin_name, status__in=OPEN_STATES
         ).first()
         detail = (
             f" (rollout {open_rollout.pk}, {open_rollout.version}, {open_rollout.status})"
