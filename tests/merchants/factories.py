@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 
 import factory
+from django.utils import timezone
 
-from merchants.models import Merchant
+from merchants.choices import NoticeKind
+from merchants.models import Merchant, MerchantNotice
 
 
 class MerchantFactory(factory.django.DjangoModelFactory):
@@ -26,3 +28,21 @@ class MerchantFactory(factory.django.DjangoModelFactory):
 class HighValueMerchantFactory(MerchantFactory):
     high_value = True
     tier = "enterprise"
+
+
+class MerchantNoticeFactory(factory.django.DjangoModelFactory):
+    """A due webhook notice, stored without being sent (the test then delivers it)."""
+
+    class Meta:
+        model = MerchantNotice
+
+    merchant = factory.SubFactory(MerchantFactory, contact_email="")
+    kind = NoticeKind.UPGRADE_SCHEDULED
+    channel = "webhook"
+    dedup_key = "upgrade:woocommerce:4.0.0"
+    plugin_name = "woocommerce"
+    to_version = "4.0.0"
+    effective_at = factory.LazyFunction(timezone.now)
+    subject = "s"
+    payload = factory.LazyFunction(lambda: {"id": "x"})
+    deliver_after = factory.SelfAttribute("effective_at")

@@ -23,7 +23,10 @@ class Receiver:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    receiver: Receiver
+    @property
+    def receiver(self) -> Receiver:
+        # Per server, not per class: two receivers started in one test each keep their own log.
+        return self.server.receiver
 
     def do_POST(self):  # noqa: N802 (http.server's naming)
         length = int(self.headers.get("Content-Length", "0"))
@@ -51,6 +54,6 @@ def start_receiver(tls: tuple[str, str] | None = None) -> tuple[Receiver, Thread
         server.socket = context.wrap_socket(server.socket, server_side=True)
         scheme = "https"
     receiver = Receiver(url=f"{scheme}://127.0.0.1:{server.server_address[1]}/molam/notices")
-    _Handler.receiver = receiver
+    server.receiver = receiver
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receiver, server

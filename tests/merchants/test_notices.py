@@ -13,7 +13,7 @@ from merchants import services, signing, tasks
 from merchants.choices import NoticeKind, NoticeStatus
 from merchants.models import MerchantNotice, NoticeDelivery
 
-from .factories import MerchantFactory
+from .factories import MerchantFactory, MerchantNoticeFactory
 from .receiver import start_receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -186,17 +186,10 @@ def test_quiet_period_arithmetic_in_the_merchants_time_zone():
 def test_a_crashed_sender_is_retried_by_the_sweeper_after_the_claim_goes_stale(receiver):
     merchant = MerchantFactory(webhook_url=receiver.url, contact_email="")
     with time_machine.travel(datetime(2026, 11, 29, 8, 0, tzinfo=UTC), tick=False):
-        notice = MerchantNotice.objects.create(
+        notice = MerchantNoticeFactory(
             merchant=merchant,
-            kind=NoticeKind.UPGRADE_SCHEDULED,
-            channel="webhook",
             dedup_key="k",
-            plugin_name="woocommerce",
-            to_version="4.0.0",
             effective_at=datetime(2026, 11, 29, 8, 0, tzinfo=UTC),
-            subject="s",
-            payload={"id": "x"},
-            deliver_after=datetime(2026, 11, 29, 8, 0, tzinfo=UTC),
             status=NoticeStatus.SENDING,
             claimed_at=datetime(2026, 11, 29, 8, 0, tzinfo=UTC),
             attempts=1,

@@ -11,13 +11,12 @@ import socket
 
 import pytest
 import requests
-from django.utils import timezone
 
 from merchants import egress, services
-from merchants.choices import NoticeKind, NoticeStatus
+from merchants.choices import NoticeStatus
 from merchants.models import MerchantNotice, NoticeDelivery
 
-from .factories import MerchantFactory
+from .factories import MerchantNoticeFactory
 from .receiver import start_receiver
 from .tls import issue_certificate
 
@@ -56,19 +55,13 @@ def dns(answers: dict[str, list[str]], calls: list[str] | None = None) -> egress
 
 def pending_webhook_notice(webhook_url: str) -> MerchantNotice:
     """A due webhook notice, stored without sending it (the test then delivers it)."""
-    merchant = MerchantFactory(webhook_url=webhook_url, contact_email="")
-    now = timezone.now()
-    return MerchantNotice.objects.create(
-        merchant=merchant,
-        kind=NoticeKind.UPGRADE_SCHEDULED,
-        channel="webhook",
-        dedup_key="upgrade:woocommerce:4.0.0",
-        plugin_name="woocommerce",
-        to_version="4.0.0",
-        effective_at=now,
-        subject="s",
-        payload={"id": "x"},
-        deliver_after=now,
+    return MerchantNoticeFactory(merchant__webhook_url=webhook_url)
+
+
+def post(url: str, resolve: egress.Resolver, **options) -> requests.Response:
+    """``egress.post`` of an empty JSON body to a local receiver (private addresses allowed)."""
+    return egress.post(
+        url, data=b"{}", headers=HEADERS, timeout=5, allow_private=True, resolve=resolve, **options
     )
 
 
@@ -156,13 +149,8 @@ def test_an_internationalised_name_is_resolved_and_sent_as_it_goes_on_the_wire(r
     receiver = receivers()
     port = receiver.url.split(":")[2].split("/")[0]
     calls: list[str] = []
-    response = egress.post(
-        f"http://bücher.localhost:{port}/molam",
-        data=b"{}",
-        headers=HEADERS,
-        timeout=5,
-        allow_private=True,
-        resolve=dns({"xn--bcher-kva.localhost": ["127.0.0.1"]}, calls=calls),
+    response = post(
+        f"http://bücher.localhost:{port}/molam", dns({"xn--bcher-kva.localhost": ["127.0.0.1"]}, calls=calls)
     )
     assert response.status_code == 200 and calls == ["xn--bcher-kva.localhost"]
     assert receiver.requests[0].headers["Host"] == f"xn--bcher-kva.localhost:{port}"
@@ -174,29 +162,13 @@ def test_https_to_the_pinned_address_still_verifies_the_certificate_for_the_name
     port = receiver.url.split(":")[2].split("/")[0]
     resolve = dns({"hooks.boutique.example": ["127.0.0.1"], "other.boutique.example": ["127.0.0.1"]})
 
-    response = egress.post(
-        f"https://hooks.boutique.example:{port}/molam",
-        data=b"{}",
-        headers=HEADERS,
-        timeout=5,
-        allow_private=True,
-        resolve=resolve,
-        verify=ca,
-    )
+    response = post(f"https://hooks.boutique.example:{port}/molam", resolve, verify=ca)
     assert response.status_code == 200
     assert receiver.requests[0].headers["Host"] == f"hooks.boutique.example:{port}"
 
     # Same address, another name: the certificate does not match it, so no request is sent.
     with pytest.raises(requests.exceptions.SSLError):
-        egress.post(
-            f"https://other.boutique.example:{port}/molam",
-            data=b"{}",
-            headers=HEADERS,
-            timeout=5,
-            allow_private=True,
-            resolve=resolve,
-            verify=ca,
-        )
+        post(f"https://other.boutique.example:{port}/molam", resolve, verify=ca)
     assert len(receiver.requests) == 1
 
 
