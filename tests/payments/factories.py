@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import factory
 import numpy as np
+from django.utils import timezone
 
 from payments.models import PaymentHealthReport
 from rollouts import cohort
+from rollouts import services as rollout_services
+from rollouts.models import Rollout
 
 
 class PaymentHealthReportFactory(factory.django.DjangoModelFactory):
@@ -111,3 +115,24 @@ def build_fleet(
                 )
     PaymentHealthReport.objects.bulk_create(rows, batch_size=2000)
     return {"canary": canary.ids, "baseline": baseline.ids}
+
+
+def failing_rollout() -> Rollout:
+    """woocommerce 4.0.0 at 50 %, started 30 h ago the way the API starts one (the detail page
+    reads its maintained aggregates), with a day of reports: 30 canary merchants at 93 %
+    success against 60 baseline merchants at 98 %, a canary verdict of "fail"."""
+    now = timezone.now()
+    rollout = rollout_services.create_rollout(
+        actor="user:setup", plugin_name="woocommerce", version="4.0.0", rollout_percentage=Decimal(50)
+    )
+    Rollout.objects.filter(pk=rollout.pk).update(created_at=now - timedelta(hours=30))
+    rollout.refresh_from_db()
+    build_fleet(
+        plugin_name="woocommerce",
+        version="4.0.0",
+        percentage=50,
+        canary=Side(30, 0.93),
+        baseline=Side(60, 0.98),
+        end=now.replace(minute=0, second=0, microsecond=0),
+    )
+    return rollout

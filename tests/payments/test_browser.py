@@ -4,21 +4,16 @@ detail page shows canary vs baseline, and a pay_admin approves a forced rollback
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from molam_upgrades.models import AuditEntry
 from rollbacks import services as rollback_services
 from rollbacks.models import RollbackHistory
-from rollouts import services as rollout_services
-from rollouts.models import Rollout
 from tests.browser import person, screenshot, sign_in
 from tests.merchants.factories import HighValueMerchantFactory
 
-from .factories import Side, build_fleet
+from .factories import failing_rollout
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,19 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_the_rollout_detail_page_shows_canary_against_baseline(page):
     from playwright.sync_api import expect
 
-    now = timezone.now()
-    rollout = rollout_services.create_rollout(
-        actor="user:setup", plugin_name="woocommerce", version="4.0.0", rollout_percentage=Decimal(50)
-    )
-    Rollout.objects.filter(pk=rollout.pk).update(created_at=now - timedelta(hours=30))
-    build_fleet(
-        plugin_name="woocommerce",
-        version="4.0.0",
-        percentage=50,
-        canary=Side(30, 0.93),
-        baseline=Side(60, 0.98),
-        end=now.replace(minute=0, second=0, microsecond=0),
-    )
+    rollout = failing_rollout()
     person("victor", "ops_viewer")
 
     sign_in(page, "victor", f"/ops/rollouts/{rollout.pk}")

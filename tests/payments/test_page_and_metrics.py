@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal
-
 import pytest
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
@@ -13,34 +10,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from molam_upgrades import registry
 from payments import services
 from payments.views import canary_context
-from rollouts import services as rollout_services
-from rollouts.models import Rollout
 from tests.dashboards.conftest import login
 from tests.factories import UserFactory
 
-from .factories import Side, build_fleet
+from . import factories
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def failing_rollout():
-    now = timezone.now()
-    # Started the way the API starts one (the detail page reads its maintained aggregates).
-    rollout = rollout_services.create_rollout(
-        actor="user:setup", plugin_name="woocommerce", version="4.0.0", rollout_percentage=Decimal(50)
-    )
-    Rollout.objects.filter(pk=rollout.pk).update(created_at=now - timedelta(hours=30))
-    rollout.refresh_from_db()
-    build_fleet(
-        plugin_name="woocommerce",
-        version="4.0.0",
-        percentage=50,
-        canary=Side(30, 0.93),
-        baseline=Side(60, 0.98),
-        end=now.replace(minute=0, second=0, microsecond=0),
-    )
-    return rollout
+    return factories.failing_rollout()
 
 
 def test_the_context_function_puts_canary_and_baseline_side_by_side(failing_rollout):
