@@ -14,16 +14,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 def main(out_dir: Path, zip_path: Path) -> None:
@@ -32,7 +24,7 @@ def main(out_dir: Path, zip_path: Path) -> None:
     password = "admin-password-" + os.environ["MOLAM_TEST_DB_NAME"]
     out_dir.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1100, "height": 760})
         page.goto(f"{url}/wp-login.php")
         page.fill("#user_login", "admin")
