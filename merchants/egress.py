@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
 import requests
+from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.util.connection import allowed_gai_family
 
@@ -63,6 +64,12 @@ _NOT_PUBLIC = tuple(
 # Names that only mean something inside a network (RFC 6761, RFC 6762, ICANN's .internal).
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 _HOSTNAME = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$")
+
+
+def private_allowed() -> bool:
+    """``MERCHANT_WEBHOOK_ALLOW_PRIVATE``, read here for both checks (the URL when it is set, the
+    address at delivery)."""
+    return bool(getattr(settings, "MERCHANT_WEBHOOK_ALLOW_PRIVATE", False))
 
 
 class UnsafeDestination(ValueError):

@@ -342,7 +342,7 @@ def _send_webhook(notice: MerchantNotice, resolve: egress.Resolver) -> _Attempt:
             data=body,
             headers=headers,
             timeout=timeout,
-            allow_private=bool(getattr(settings, "MERCHANT_WEBHOOK_ALLOW_PRIVATE", False)),
+            allow_private=egress.private_allowed(),
             resolve=resolve,
         )
     except egress.UnsafeDestination as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import zoneinfo
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -57,14 +56,10 @@ class WebhookUrlField(StrictCharField):
         if not value:
             return value
         try:
-            egress.check_webhook_url(value, allow_private=egress_allows_private())
+            egress.check_webhook_url(value, allow_private=egress.private_allowed())
         except egress.UnsafeDestination as exc:
             raise serializers.ValidationError(str(exc)) from exc
         return value
-
-
-def egress_allows_private() -> bool:
-    return bool(getattr(settings, "MERCHANT_WEBHOOK_ALLOW_PRIVATE", False))
 
 
 class TimeZoneField(StrictCharField):
