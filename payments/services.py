@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from uuid import UUID
 
 from django.db import transaction
@@ -13,9 +12,11 @@ from django.utils import timezone
 
 from molam_upgrades.alerts import raise_alert
 from molam_upgrades.choices import AlertSeverity
+from rollouts import services as rollout_services
 from rollouts.choices import RolloutStatus
-from rollouts.metrics import RolloutErrorRate, rollout_error_rate
+from rollouts.metrics import rollout_error_rate
 from rollouts.models import Rollout
+from rollouts.services import PausedRollout
 
 from . import analysis
 from .choices import Verdict
@@ -102,7 +103,9 @@ _KEPT_FIELDS = [
 ]
 
 
-def _judgement(rollout: Rollout, comparison: analysis.CanaryComparison, now: datetime | None) -> CanaryAnalysis:
+def _judgement(
+    rollout: Rollout, comparison: analysis.CanaryComparison, now: datetime | None
+) -> CanaryAnalysis:
     return CanaryAnalysis(
         rollout_id=rollout.pk,
         verdict=comparison.verdict,
@@ -143,30 +146,14 @@ def canary_pause_reason(result: CanaryAnalysis) -> str:
 
 
 @dataclass(frozen=True)
-class CanaryPause:
-    """A rollout the canary check paused, in the shape of the auto-check's ``paused_rollouts``."""
+class CanaryPause(PausedRollout):
+    """A rollout the canary check paused: the auto-check's ``paused_rollouts`` entry (with the
+    upgrade figures at that moment; the canary rule is another one) plus the check and its reason."""
 
-    rollout_id: int
-    plugin_name: str
-    version: str
-    threshold: Decimal
-    health: RolloutErrorRate  # the upgrade figures at that moment (the canary rule is another one)
     reason: str
 
     def as_dict(self) -> dict:
-        return {
-            "rollout_id": self.rollout_id,
-            "plugin_name": self.plugin_name,
-            "version": self.version,
-            "error_rate": float(self.health.error_rate),
-            "threshold": float(self.threshold),
-            "merchants_reporting": self.health.merchants,
-            "merchants_failed": self.health.merchants_failed,
-            "upgrades_total": self.health.reports,
-            "upgrades_failed": self.health.reports_failed,
-            "check": "payment_canary",
-            "reason": self.reason,
-        }
+        return {**super().as_dict(), "check": "payment_canary", "reason": self.reason}
 
 
 def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[CanaryPause]:
@@ -178,8 +165,6 @@ def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[
     check, audit entry, marked as Sira's); a rollout paused meanwhile by anyone else is left
     alone, so overlapping runs pause a rollout once.
     """
-    from rollouts import services as rollout_services
-
     paused: list[CanaryPause] = []
     rollouts = list(Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True))
     for rollout, result in zip(rollouts, analyse_rollouts(rollouts, now=now), strict=True):
@@ -188,10 +173,12 @@ def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[
         reason = canary_pause_reason(result)
         with transaction.atomic():
             locked = (
-                Rollout.objects.select_for_update().filter(pk=rollout.pk, status=RolloutStatus.ACTIVE).first()
+                Rollout.objects.select_for_update()
+                .filter(pk=rollout.pk, status=RolloutStatus.ACTIVE, sira_monitoring=True)
+                .first()
             )
             if locked is None:
-                continue  # paused or completed meanwhile
+                continue  # paused, completed or unmonitored meanwhile (the error-rate rule's test)
             rollout_services.change_rollout(
                 rollout.pk, actor=actor, status=RolloutStatus.PAUSED, reason=reason, auto=True
             )
@@ -207,13 +194,15 @@ def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[
             reason,
             extra={"event": "rollout_canary_paused", "rollout_id": rollout.pk},
         )
+        health = rollout_error_rate(rollout.pk)
         paused.append(
             CanaryPause(
                 rollout_id=rollout.pk,
                 plugin_name=rollout.plugin_name,
                 version=rollout.version,
+                error_rate=health.error_rate,
                 threshold=rollout.error_threshold,
-                health=rollout_error_rate(rollout.pk),
+                health=health,
                 reason=reason,
             )
         )
