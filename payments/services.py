@@ -91,15 +91,10 @@ def analyse_rollouts(rollouts: list[Rollout], *, now: datetime | None = None) ->
     )
 
 
+# Every column but the keys is replaced: derived from the model, so a new column can never be
+# left out of the upsert (the API's field list, in api/serializers.py, is a contract of its own).
 _KEPT_FIELDS = [
-    "verdict",
-    "success_verdict",
-    "latency_verdict",
-    "summary",
-    "figures",
-    "window_start",
-    "window_end",
-    "computed_at",
+    field.name for field in CanaryAnalysis._meta.concrete_fields if field.name not in ("id", "rollout_id")
 ]
 
 
