@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.utils import timezone
 from rest_framework import serializers
@@ -67,7 +67,11 @@ class PaymentHealthInputSerializer(serializers.Serializer):
     merchant_id = StrictUUIDField()
     plugin_name = PluginNameField()
     installed_version = VersionField()
-    hour = AwareDateTimeField(help_text="Start of the UTC hour, e.g. 2026-11-29T08:00:00Z.")
+    # Converted to UTC, not to the server's TIME_ZONE, before "minutes and seconds 0" is checked:
+    # in a zone with a half-hour offset that check would otherwise accept 08:30 UTC.
+    hour = AwareDateTimeField(
+        default_timezone=UTC, help_text="Start of the UTC hour, e.g. 2026-11-29T08:00:00Z."
+    )
     attempted = StrictIntegerField(min_value=0, max_value=MAX_PER_HOUR)
     succeeded = StrictIntegerField(min_value=0, max_value=MAX_PER_HOUR)
     failed_by_reason = FailedByReasonField(required=False, default=dict)

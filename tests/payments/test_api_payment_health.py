@@ -118,6 +118,19 @@ def test_bad_figures_are_a_clear_400_and_change_nothing(cast, overrides, field):
     assert not PaymentHealthReport.objects.exists()
 
 
+def test_the_hour_is_the_start_of_a_utc_hour_whatever_the_server_time_zone(cast, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30: its hours start at :30 in UTC
+    utc_hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+
+    kolkata_hour = utc_hour.replace(tzinfo=None).isoformat() + "+05:30"  # 30 minutes past a UTC hour
+    assert_error(cast.plugin_a.post("payment-health", body(hour=kolkata_hour)), 400)
+    assert not PaymentHealthReport.objects.exists()
+
+    response = cast.plugin_a.post("payment-health", body(hour=utc_hour.isoformat()))
+    assert response.status_code == 201, response.content
+    assert PaymentHealthReport.objects.get().hour == utc_hour
+
+
 def test_a_plugin_lists_only_its_own_reports(cast):
     cast.ops.post("payment-health", body(merchant=MERCHANT_A))
     cast.ops.post("payment-health", body(merchant=MERCHANT_B))
