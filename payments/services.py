@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from django.db import transaction
 from django.utils import timezone
 
-from molam_upgrades.alerts import raise_alert
-from molam_upgrades.choices import AlertSeverity
 from rollouts import services as rollout_services
 from rollouts.choices import RolloutStatus
 from rollouts.metrics import rollout_error_rate
@@ -156,9 +153,9 @@ def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[
 
     Registered as a Sira check (``PaymentsConfig.ready``), so the beat, ``POST
     rollouts/auto-check`` and ``manage.py auto_check`` run it in the same auto-check as the
-    error-rate rule. The pause goes through the rollouts pause service (row lock, allowed-move
-    check, audit entry, marked as Sira's); a rollout paused meanwhile by anyone else is left
-    alone, so overlapping runs pause a rollout once.
+    error-rate rule. The pause is ``rollouts.services.sira_pause``, the one the error-rate rule
+    uses (row lock, Sira-pause history row, audit entry, alert); a rollout paused meanwhile by
+    anyone else is left alone, so overlapping runs pause a rollout once.
     """
     paused: list[CanaryPause] = []
     rollouts = list(Rollout.objects.filter(status=RolloutStatus.ACTIVE, sira_monitoring=True))
@@ -166,30 +163,21 @@ def check_canaries(*, actor: str = "sira", now: datetime | None = None) -> list[
         if result.verdict != Verdict.FAIL:
             continue
         reason = canary_pause_reason(result)
-        with transaction.atomic():
-            locked = (
-                Rollout.objects.select_for_update()
-                .filter(pk=rollout.pk, status=RolloutStatus.ACTIVE, sira_monitoring=True)
-                .first()
-            )
-            if locked is None:
-                continue  # paused, completed or unmonitored meanwhile (the error-rate rule's test)
-            rollout_services.change_rollout(
-                rollout.pk, actor=actor, status=RolloutStatus.PAUSED, reason=reason, auto=True
-            )
-            raise_alert(
-                kind="rollout_canary_failed",
-                summary=f"Rollout paused by Sira: {rollout.plugin_name} {rollout.version} hurts payments",
-                dedup_key=f"rollout-canary-failed-{rollout.pk}",
-                severity=AlertSeverity.ERROR,
-                details={"rollout_id": rollout.pk, "reason": reason, "figures": result.figures},
-            )
-        logger.warning(
-            "rollout paused by the canary check: %s",
-            reason,
-            extra={"event": "rollout_canary_paused", "rollout_id": rollout.pk},
-        )
         health = rollout_error_rate(rollout.pk)
+        done = rollout_services.sira_pause(
+            rollout.pk,
+            actor=actor,
+            reason=reason,
+            error_rate=health.error_rate,
+            audit={"check": "payment_canary", "verdict": result.verdict},
+            alert=lambda locked, text, result=result: {
+                "kind": "rollout_canary_failed",
+                "summary": f"Rollout paused by Sira: {locked.plugin_name} {locked.version} hurts payments",
+                "details": {"reason": text, "figures": result.figures},
+            },
+        )
+        if done is None:
+            continue  # paused, completed or unmonitored meanwhile (another run or a person)
         paused.append(
             CanaryPause(
                 rollout_id=rollout.pk,

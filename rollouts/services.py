@@ -8,6 +8,7 @@ decision data for the plugin once the transaction commits.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -319,6 +320,58 @@ def auto_pause_failing_rollouts(*, source: str, actor: str = SIRA_ACTOR) -> list
 
 
 def _auto_pause_one(rollout_id: int, *, actor: str, health: RolloutErrorRate) -> PausedRollout | None:
+    def alert(rollout: Rollout, reason: str) -> dict:
+        threshold, rate = rollout.error_threshold, health.error_rate
+        return {
+            "kind": "rollout_auto_paused",
+            # Same sentence as the SQL function auto_pause_failing_rollouts().
+            "summary": f"Rollout auto-paused by Sira: {rollout.plugin_name} {rollout.version} "
+            f"error rate {rate * 100:.2f}% > {threshold * 100:.2f}%",
+            "details": {
+                "error_rate": f"{rate:.4f}",
+                "threshold": f"{threshold:.4f}",
+                "merchants_reporting": health.merchants,
+                "merchants_failed": health.merchants_failed,
+                "upgrades_total": health.reports,
+                "upgrades_failed": health.reports_failed,
+                "rollout_percentage": f"{rollout.rollout_percentage:.2f}",
+            },
+        }
+
+    rollout = sira_pause(
+        rollout_id,
+        actor=actor,
+        reason=lambda rollout: sira_reason(health, rollout.error_threshold, wilson_gate=rollout.wilson_gate),
+        error_rate=health.error_rate,
+        audit={"error_rate": f"{health.error_rate:.4f}"},
+        alert=alert,
+    )
+    if rollout is None:
+        return None
+    return PausedRollout(
+        rollout_id, rollout.plugin_name, rollout.version, health.error_rate, rollout.error_threshold, health
+    )
+
+
+def sira_pause(
+    rollout_id: int,
+    *,
+    actor: str,
+    reason: str | Callable[[Rollout], str],
+    error_rate: Decimal,
+    audit: dict,
+    alert: Callable[[Rollout, str], dict],
+) -> Rollout | None:
+    """Sira pauses a rollout, whichever rule judged it (error rate, payment canary): the one way.
+
+    Under the rollout's row lock, only if it is still active and monitored (otherwise None: a
+    person or an overlapping run got there first, and nothing is written). Then, in the same
+    transaction: the pause marked as Sira's, the Sira-pause row in the rollback history (with
+    the upgrade error rate at that moment), the ``rollout.auto_paused`` audit entry (``audit``
+    adds the rule's figures), and the alert ``alert(rollout, reason)`` describes (``kind``,
+    ``summary``, ``details``; deduplicated per rule and rollout). ``reason`` may be a function
+    of the locked rollout, for a sentence that quotes its threshold.
+    """
     with transaction.atomic():
         rollout = (
             Rollout.objects.select_for_update()
@@ -326,18 +379,16 @@ def _auto_pause_one(rollout_id: int, *, actor: str, health: RolloutErrorRate) ->
             .first()
         )
         if rollout is None:
-            return None  # paused, completed or unmonitored meanwhile (another run got it)
-        threshold = rollout.error_threshold
-        rate = health.error_rate
-        reason = sira_reason(health, threshold, wilson_gate=rollout.wilson_gate)
-        _apply_status(rollout, RolloutStatus.PAUSED, actor=actor, reason=reason, auto=True)
+            return None
+        text = reason(rollout) if callable(reason) else reason
+        _apply_status(rollout, RolloutStatus.PAUSED, actor=actor, reason=text, auto=True)
         rollout.save()
         record_sira_pause(
             plugin_name=rollout.plugin_name,
             version=rollout.version,
             rollout_id=rollout.pk,
-            error_rate=rate,
-            reason=reason,
+            error_rate=error_rate,
+            reason=text,
             actor=actor,
         )
         AuditEntry.record(
@@ -347,33 +398,26 @@ def _auto_pause_one(rollout_id: int, *, actor: str, health: RolloutErrorRate) ->
             before={"status": RolloutStatus.ACTIVE},
             after={
                 "status": RolloutStatus.PAUSED,
-                "error_rate": f"{rate:.4f}",
-                "threshold": f"{threshold:.4f}",
-                "reason": reason,
+                **audit,
+                "threshold": f"{rollout.error_threshold:.4f}",
+                "reason": text,
             },
         )
+        described = alert(rollout, text)
         raise_alert(
-            kind="rollout_auto_paused",
-            # Same sentence as the SQL function auto_pause_failing_rollouts().
-            summary=f"Rollout auto-paused by Sira: {rollout.plugin_name} {rollout.version} "
-            f"error rate {rate * 100:.2f}% > {threshold * 100:.2f}%",
-            dedup_key=f"rollout-auto-paused-{rollout.pk}",
+            kind=described["kind"],
+            summary=described["summary"],
+            dedup_key=f"{described['kind'].replace('_', '-')}-{rollout.pk}",
             severity=AlertSeverity.ERROR,
             details={
                 "rollout_id": rollout.pk,
                 "plugin_name": rollout.plugin_name,
                 "version": rollout.version,
-                "error_rate": f"{rate:.4f}",
-                "threshold": f"{threshold:.4f}",
-                "merchants_reporting": health.merchants,
-                "merchants_failed": health.merchants_failed,
-                "upgrades_total": health.reports,
-                "upgrades_failed": health.reports_failed,
-                "rollout_percentage": f"{rollout.rollout_percentage:.2f}",
+                **described["details"],
             },
         )
         _after_commit_invalidate(rollout.plugin_name)
     logger.warning(
-        "rollout auto-paused: %s", reason, extra={"event": "rollout_auto_paused", "rollout_id": rollout_id}
+        "rollout paused by Sira: %s", text, extra={"event": "rollout_auto_paused", "rollout_id": rollout_id}
     )
-    return PausedRollout(rollout_id, rollout.plugin_name, rollout.version, rate, threshold, health)
+    return rollout

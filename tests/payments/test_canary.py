@@ -11,6 +11,7 @@ import time_machine
 from molam_upgrades.models import AuditEntry
 from payments import analysis, services
 from payments.models import CanaryAnalysis, PaymentHealthReport
+from rollbacks.models import RollbackHistory
 from rollouts.models import Rollout
 from tests.factories import RolloutFactory
 from tests.merchants.factories import MerchantFactory
@@ -64,8 +65,12 @@ def test_a_success_rate_drop_from_98_to_93_percent_fails_and_sira_pauses_with_th
     assert f"{figures['canary_rate']:.2%}" in rollout.paused_reason
     assert f"{figures['baseline_rate']:.2%}" in rollout.paused_reason
     assert "z = " in rollout.paused_reason and "30 merchants" in rollout.paused_reason
-    entry = AuditEntry.objects.get(action="rollout.paused", object_id=str(rollout.pk))
-    assert entry.actor == "sira" and entry.after["paused_reason"] == rollout.paused_reason
+    entry = AuditEntry.objects.get(action="rollout.auto_paused", object_id=str(rollout.pk))
+    assert entry.actor == "sira" and entry.after["reason"] == rollout.paused_reason
+    assert entry.after["check"] == "payment_canary" and entry.after["verdict"] == "fail"
+    # Recorded like every Sira pause: one Sira row in the rollback history, with the reason.
+    sira_rows = RollbackHistory.objects.filter(sira_triggered=True, rollout_id=rollout.pk)
+    assert [r.rollback_reason for r in sira_rows] == [rollout.paused_reason]
 
 
 def test_noise_only_passes_and_nothing_is_paused(rollout):
@@ -138,7 +143,7 @@ def test_a_second_run_pauses_nothing_new_and_paused_rollouts_are_not_judged(roll
     fleet(rollout, Side(30, 0.93), Side(60, 0.98))
     assert len(services.check_canaries(now=NOW)) == 1
     assert services.check_canaries(now=NOW) == []
-    assert AuditEntry.objects.filter(action="rollout.paused").count() == 1
+    assert AuditEntry.objects.filter(action="rollout.auto_paused").count() == 1
 
 
 def test_the_baseline_is_read_over_the_canary_hours_only(rollout):
