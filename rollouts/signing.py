@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 
+from molam_agent.transport import is_loopback_host  # the agent's rule: a URL it would refuse is refused here
 from molam_upgrades.exceptions import ValidationError
 
 # Bounded like every wait: a release larger than this, or slower than the timeouts, is refused.
@@ -27,17 +27,6 @@ FETCH_TIMEOUT = (5, 30)  # connect, read (seconds)
 
 def signing_key() -> str:
     return (getattr(settings, "RELEASE_SIGNING_PUBLIC_KEY", "") or "").strip()
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_download_url(url: str) -> None:

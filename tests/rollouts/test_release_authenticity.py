@@ -72,6 +72,9 @@ def _release(url: str, signature: str | None = None, sha256: str | None = None) 
         "http://releases.molam.example/woocommerce.zip",
         "http://10.0.0.5/woocommerce.zip",
         "ftp://x.example/a.zip",
+        # The agent does not count *.localhost as loopback (a resolver may send it elsewhere):
+        # a release it would refuse to download is refused when registered.
+        "http://mirror.localhost:8080/woocommerce.zip",
     ],
 )
 def test_plain_http_download_urls_are_refused(cast, url):
