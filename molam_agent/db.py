@@ -426,10 +426,6 @@ class Database:
     def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
         raise NotImplementedError
 
-    def _log_key(self, alias: str, pk: Sequence[str]) -> str:
-        """SQL giving a row's key exactly as the capture triggers log it."""
-        return self._pk_expr(alias, pk)
-
     def _null_safe_eq(self, a: str, b: str) -> str:
         return f"{a} IS NOT DISTINCT FROM {b}"
 
@@ -462,8 +458,8 @@ class Database:
         whose last logged operation is a write is upserted from ``kept`` (the columns both
         tables share); one whose last operation is a delete is deleted from ``live``, so a row
         deleted then re-inserted comes back with its latest content and one deleted last stays
-        deleted. The live rows are locked before the phase ``r`` check, and the delete checks
-        phase ``r`` again in the same statement, so a write racing the merge is never undone.
+        deleted. The batch's keys are locked before the phase ``r`` check, rows or not (see
+        ``_lock_keys``), so a write racing the merge waits for it and is never undone.
         Each batch is one transaction and every step is idempotent: running the merge again
         (after a kill) changes nothing the shop has not changed since. Returns how many rows
         were changed: upserted rows whose whole row differed, plus rows deleted.
@@ -486,8 +482,7 @@ class Database:
         for i in range(0, len(written), 500):
             batch = written[i : i + 500]
             with self.transaction():
-                lock_sql, lock_params = self._key_in("l", pk, live, batch)
-                self.query(f"SELECT 1 FROM {target} l WHERE {lock_sql} FOR UPDATE", lock_params)
+                self._lock_keys(live, pk, batch)
                 marks = ", ".join([p] * len(batch))
                 newer = {
                     r[0]
@@ -513,24 +508,17 @@ class Database:
                 if deletes:
                     # The table's own name as the alias: MySQL's single-table DELETE takes none.
                     where, params = self._key_in(target, pk, live, deletes)
-                    guard, guard_params = self._not_rewritten(target, pk, chg, logical)
-                    merged += self.execute_count(
-                        f"DELETE FROM {target} WHERE {where}{guard}", (*params, *guard_params)
-                    )
+                    merged += self.execute_count(f"DELETE FROM {target} WHERE {where}", params)
         return merged
 
-    def _not_rewritten(self, target: str, pk: Sequence[str], chg: str, logical: str) -> tuple[str, list]:
-        """A condition for the merge's DELETE: the row was not written since the restore.
+    def _lock_keys(self, live: str, pk: Sequence[str], keys: Sequence[str]) -> None:
+        """Inside the merge's transaction: no shop write to ``keys`` of ``live`` until it ends.
 
-        Checked again inside the statement because ``FOR UPDATE`` cannot lock a key that has
-        no row: a row the shop inserts under a deleted key after the check above is seen by the
-        DELETE's own snapshot together with its phase ``r`` entry (one transaction).
+        Keys without a row (inserted during the window, or deleted from the copy) must be
+        locked too, or the shop could write one between the phase ``r`` check and the upsert
+        or delete, which would then undo it.
         """
-        return (
-            f" AND NOT EXISTS (SELECT 1 FROM {self.q(chg)} c WHERE c.tbl = {self.ph} AND c.phase = 'r'"
-            f" AND c.pk = {self._log_key(target, pk)})",
-            [logical],
-        )
+        raise NotImplementedError
 
     def raise_auto_increment(self, snap: str, live: str) -> None:
         """Before ``snap`` replaces ``live``: never hand out an id ``live`` already gave."""

@@ -123,16 +123,17 @@ class MySQLDatabase(Database):
             )
 
     def merge_back(self, live: str, kept: str, chg: str, logical: str) -> int:
-        # The gap locks the merge relies on (see _not_rewritten) exist only under REPEATABLE
-        # READ, whatever the server's default isolation level is.
+        # The gap locks _lock_keys relies on exist only under REPEATABLE READ, whatever the
+        # server's default isolation level is.
         self.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         return super().merge_back(live, kept, chg, logical)
 
-    def _not_rewritten(self, target: str, pk: Sequence[str], chg: str, logical: str) -> tuple[str, list]:
-        # A statement may not read the table its triggers write (error 1442), and need not:
-        # under REPEATABLE READ the merge's FOR UPDATE also locked the gaps of absent keys, so
-        # no shop write to these keys can land between the phase r check and the DELETE.
-        return "", []
+    def _lock_keys(self, live: str, pk: Sequence[str], keys: Sequence[str]) -> None:
+        # Under REPEATABLE READ a locking read also locks the gap where an absent key would
+        # go: the shop's insert of that key waits for the merge's commit. (A composite key is
+        # matched by expression, a scan that locks the whole table: slower, just as safe.)
+        where, params = self._key_in("l", pk, live, keys)
+        self.query(f"SELECT 1 FROM {self.q(live)} l WHERE {where} FOR UPDATE", params)
 
     def drop_capture(self, table: str, trigger: str) -> None:
         for suffix in ("i", "u", "d"):
