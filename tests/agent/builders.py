@@ -174,6 +174,9 @@ def make_release(
     return hashlib.sha256(dest_zip.read_bytes()).hexdigest()
 
 
+# The release each migration mode is tested with.
+RELEASES = {"expand": EXPAND_MIGRATIONS, "down": GOOD_MIGRATIONS, "snapshot": SNAPSHOT_MIGRATIONS}
+
 MYSQL_SEED = """
 CREATE TABLE wp_molam_orders (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,

@@ -32,6 +32,7 @@ from .builders import (  # noqa: F401  (re-exported for the test modules)
     GOOD_MIGRATIONS,
     MYSQL_SEED,
     PG_SEED,
+    RELEASES,
     SNAPSHOT_MIGRATIONS,
     SQLITE_SEED,
     WOO_BYTES,
@@ -385,6 +386,52 @@ def small_release(tmp_path: Path) -> Any:
         return path, make_release(path, base, version, **kwargs)
 
     return build
+
+
+@pytest.fixture(params=["mysql", "postgresql"])
+def sql_host(
+    request: pytest.FixtureRequest, tmp_path: Path, control_plane: FakeControlPlane
+) -> Iterator[Host]:
+    """A small plugin at 3.9.0 with its tables (2,000 orders) in MariaDB or PostgreSQL."""
+    url, cleanup = create_database(request.param, tmp_path, rows=2000)
+    h = _host(tmp_path, control_plane, url)
+    h.engine = request.param  # type: ignore[attr-defined]
+    build_plugin(h.plugin_dir, "3.9.0")
+    yield h
+    cleanup()
+
+
+# -------------------------------------------------------------- writes in the window --
+# The smoke command that writes as the shop does while checkout is paused, then answers.
+WEBHOOK = Path(__file__).with_name("webhook_smoke.py")
+NEW_ORDER = (
+    "INSERT INTO wp_molam_orders (order_ref, amount, currency, status, created_at)"
+    " VALUES ('{ref}', 12.50, 'XOF', 'paid', '2024-03-01 10:00:00')"
+)
+
+
+def release_in_mode(
+    host: Host, small_release: Any, mode: str, health: str = "ok", version: str = "4.0.0"
+) -> Path:
+    """Publish a release whose migrations take ``mode`` (expand, down, snapshot); write the config."""
+    zip_path, _ = small_release(version, migrations=RELEASES[mode], health=health)
+    host.publish(zip_path, version)
+    host.write_config(database={"allow_snapshot": mode == "snapshot"})
+    return zip_path
+
+
+def shop_writes_in_window(host: Host, statements: list[str], version: str = "4.0.0") -> None:
+    """The smoke test of ``version``: run ``statements`` as the shop, then report unhealthy.
+
+    Takes effect with the next ``write_config`` (``release_in_mode`` writes it).
+    """
+    host.smoke = {"command": f"{sys.executable} {WEBHOOK}", "timeout_s": 30}
+    host.extra_env.update(
+        MOLAM_TEST_DB_URL=host.db_url or "",
+        MOLAM_TEST_SQL=json.dumps(statements),
+        MOLAM_TEST_ON_VERSION=version,
+        MOLAM_TEST_EXIT="1",
+    )
 
 
 def ed25519_keypair() -> tuple[Any, str]:

@@ -33,9 +33,8 @@ from molam_agent.fsutil import tree_fingerprint
 from molam_agent.maintenance import is_active
 from molam_agent.release import extract_zip
 
-from .builders import EXPAND_MIGRATIONS, GOOD_MIGRATIONS, SNAPSHOT_MIGRATIONS
+from .builders import RELEASES
 
-RELEASES = {"expand": EXPAND_MIGRATIONS, "down": GOOD_MIGRATIONS, "snapshot": SNAPSHOT_MIGRATIONS}
 STATUSES = ["pending", "paid", "refunded", "failed", "shipped", "disputed"]
 OLD_COLUMNS = ["id", "order_ref", "amount", "currency", "status", "created_at", "payload"]
 NEW_COLUMNS = {

@@ -7,13 +7,10 @@ rollback runs with those writes in the live tables.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -21,49 +18,16 @@ from molam_agent.db import connect
 from molam_agent.maintenance import flag_path, is_active
 
 from .conftest import (
-    EXPAND_MIGRATIONS,
-    GOOD_MIGRATIONS,
+    NEW_ORDER,
     SNAPSHOT_MIGRATIONS,
     _host,
     build_plugin,
     create_database,
+    release_in_mode,
+    shop_writes_in_window,
 )
 
-WEBHOOK = Path(__file__).with_name("webhook_smoke.py")
-RELEASES = {"expand": EXPAND_MIGRATIONS, "down": GOOD_MIGRATIONS, "snapshot": SNAPSHOT_MIGRATIONS}
-NEW_ORDER = (
-    "INSERT INTO wp_molam_orders (order_ref, amount, currency, status, created_at)"
-    " VALUES ('{ref}', 12.50, 'XOF', 'paid', '2024-03-01 10:00:00')"
-)
 PAY_ORDER_1 = "UPDATE wp_molam_orders SET status = 'paid' WHERE id = 1"
-
-
-@pytest.fixture(params=["mysql", "postgresql"])
-def sql_host(request, tmp_path, control_plane):
-    url, cleanup = create_database(request.param, tmp_path, rows=2000)
-    h = _host(tmp_path, control_plane, url)
-    h.engine = request.param
-    build_plugin(h.plugin_dir, "3.9.0")
-    yield h
-    cleanup()
-
-
-def _release(host, small_release, mode: str, health: str = "ok", version: str = "4.0.0"):
-    zip_path, _ = small_release(version, migrations=RELEASES[mode], health=health)
-    host.publish(zip_path, version)
-    host.write_config(database={"allow_snapshot": mode == "snapshot"})
-    return zip_path
-
-
-def _writes_in_window(host, statements: list[str], version: str = "4.0.0") -> None:
-    """The release's smoke test: run ``statements`` as the shop, then report unhealthy."""
-    host.smoke = {"command": f"{sys.executable} {WEBHOOK}", "timeout_s": 30}
-    host.extra_env.update(
-        MOLAM_TEST_DB_URL=host.db_url,
-        MOLAM_TEST_SQL=json.dumps(statements),
-        MOLAM_TEST_ON_VERSION=version,
-        MOLAM_TEST_EXIT="1",
-    )
 
 
 def _order(host, where: str) -> tuple | None:
@@ -76,8 +40,8 @@ def _order(host, where: str) -> tuple | None:
 def test_a_write_during_the_window_survives_the_automatic_rollback(sql_host, small_release, mode):
     host = sql_host
     assert _order(host, "id = 1")[1] == "pending"
-    _writes_in_window(host, [PAY_ORDER_1, NEW_ORDER.format(ref="MF-WEBHOOK")])
-    _release(host, small_release, mode)
+    shop_writes_in_window(host, [PAY_ORDER_1, NEW_ORDER.format(ref="MF-WEBHOOK")])
+    release_in_mode(host, small_release, mode)
 
     rc, out = host.run("upgrade")
 
@@ -99,7 +63,7 @@ def test_a_write_during_the_window_survives_the_automatic_rollback(sql_host, sma
 @pytest.mark.parametrize("mode", ["expand", "down", "snapshot"])
 def test_an_order_taken_after_a_crash_before_recover_is_kept(sql_host, small_release, mode):
     host = sql_host
-    _release(host, small_release, mode)
+    release_in_mode(host, small_release, mode)
 
     rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": "verified"})
     assert rc == -signal.SIGKILL
@@ -117,8 +81,8 @@ def test_an_order_taken_after_a_crash_before_recover_is_kept(sql_host, small_rel
 @pytest.mark.parametrize("mode", ["expand", "snapshot"])
 def test_the_rollback_drops_no_table_the_migrations_did_not_create(sql_host, small_release, mode):
     host = sql_host
-    _writes_in_window(host, ["CREATE TABLE wp_other_plugin_log (id INT PRIMARY KEY)"])
-    _release(host, small_release, mode)
+    shop_writes_in_window(host, ["CREATE TABLE wp_other_plugin_log (id INT PRIMARY KEY)"])
+    release_in_mode(host, small_release, mode)
 
     rc, out = host.run("upgrade")
 
@@ -134,7 +98,7 @@ def test_expand_only_release_keeps_its_schema_recorded_and_a_later_upgrade_does_
     host = sql_host
     with connect(host.db_url) as db:
         rows_before = db.query("SELECT id, status, amount FROM wp_molam_orders ORDER BY id")
-    _release(host, small_release, "expand", health="broken")
+    release_in_mode(host, small_release, "expand", health="broken")
 
     rc, out = host.run("upgrade")
 
@@ -151,7 +115,7 @@ def test_expand_only_release_keeps_its_schema_recorded_and_a_later_upgrade_does_
 
     host.smoke = {}
     host.write_config()
-    _release(host, small_release, "expand", version="4.0.1")
+    release_in_mode(host, small_release, "expand", version="4.0.1")
     rc, out = host.run("upgrade")
 
     assert rc == 0 and out["status"] == "success", out
@@ -212,7 +176,7 @@ def _hold_table(host, seconds: float, ready: threading.Event) -> threading.Threa
 
 def test_a_lock_held_by_the_shop_ends_in_a_rollback_within_seconds_not_a_paused_shop(sql_host, small_release):
     host = sql_host
-    _release(host, small_release, "down")
+    release_in_mode(host, small_release, "down")
     host.write_config(database={"long_transaction_s": 3600, "lock_timeout_s": 1, "lock_retries": 2})
     holder = _hold_table(host, 40, threading.Event())
     start = time.monotonic()
@@ -230,7 +194,7 @@ def test_a_lock_held_by_the_shop_ends_in_a_rollback_within_seconds_not_a_paused_
 
 def test_a_long_transaction_on_the_plugin_tables_prevents_the_pause(sql_host, small_release):
     host = sql_host
-    _release(host, small_release, "down")
+    release_in_mode(host, small_release, "down")
     host.write_config(database={"long_transaction_s": 1, "lock_timeout_s": 1, "lock_retries": 2})
     _hold_table(host, 20, threading.Event())
     time.sleep(2)
@@ -248,8 +212,8 @@ def test_auto_increment_is_raised_before_the_rename(tmp_path, control_plane, sma
     try:
         host = _host(tmp_path, control_plane, url)
         build_plugin(host.plugin_dir, "3.9.0")
-        _writes_in_window(host, [NEW_ORDER.format(ref=f"MF-W{i}") for i in range(3)])
-        _release(host, small_release, "snapshot")
+        shop_writes_in_window(host, [NEW_ORDER.format(ref=f"MF-W{i}") for i in range(3)])
+        release_in_mode(host, small_release, "snapshot")
 
         rc, out = host.run("upgrade")
 
@@ -279,7 +243,7 @@ def test_two_sites_on_one_database_keep_their_own_snapshots_and_records(
         with connect(url) as db:
             db.execute("CREATE TABLE wp2_molam_orders (id INT PRIMARY KEY, status VARCHAR(16))")
         # Site A stops with its snapshot taken (snapshot mode): its copies are in the database.
-        _release(a, small_release, "snapshot")
+        release_in_mode(a, small_release, "snapshot")
         rc, _ = a.run("upgrade", env={"MOLAM_AGENT_FAULT": "snapshot_done"})
         assert rc == -signal.SIGKILL
         with connect(url) as db:
@@ -303,7 +267,7 @@ def test_two_sites_on_one_database_keep_their_own_snapshots_and_records(
             assert len(sites) == 1  # only B applied something so far
 
         # A's snapshot disappears behind its back: the rollback must fail, never "restore".
-        _release(a, small_release, "snapshot")
+        release_in_mode(a, small_release, "snapshot")
         rc, _ = a.run("recover")  # abandons the interrupted upgrade, drops its own copies
         rc, _ = a.run("upgrade", env={"MOLAM_AGENT_FAULT": "migrations_done"})
         assert rc == -signal.SIGKILL
@@ -325,7 +289,7 @@ def test_two_sites_on_one_database_keep_their_own_snapshots_and_records(
 
 def test_a_kill_during_the_backup_leaves_no_plaintext_rows_after_recovery(sql_host, small_release):
     host = sql_host
-    _release(host, small_release, "expand")
+    release_in_mode(host, small_release, "expand")
 
     rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": "backup:db-written"})
     assert rc == -signal.SIGKILL
@@ -339,7 +303,7 @@ def test_a_kill_during_the_backup_leaves_no_plaintext_rows_after_recovery(sql_ho
 
 def test_a_mount_point_plugin_directory_is_refused_before_the_pause(sql_host, small_release):
     host = sql_host
-    _release(host, small_release, "expand")
+    release_in_mode(host, small_release, "expand")
     proc = subprocess.run(
         ["mount", "--bind", str(host.plugin_dir), str(host.plugin_dir)], capture_output=True
     )
@@ -357,7 +321,7 @@ def test_a_mount_point_plugin_directory_is_refused_before_the_pause(sql_host, sm
 
 def test_a_pause_past_its_deadline_ends_in_a_rollback(sql_host, small_release):
     host = sql_host
-    _release(host, small_release, "down")
+    release_in_mode(host, small_release, "down")
     # The first migration waits on the shop's lock for ~12 s (retried), then gets through:
     # by then the pause has passed max_pause_s, so the agent rolls back instead of going on.
     host.write_config(
@@ -397,25 +361,3 @@ def test_site_id_and_table_patterns_are_validated(tmp_path):
         load_config(None, dict(base, MOLAM_AGENT_DATABASE_SITE_ID="Shop 1"))
     with pytest.raises(ConfigError, match="plain table name"):
         load_config(None, dict(base, MOLAM_AGENT_DATABASE_TABLES="wp_*_orders"))
-
-
-@pytest.mark.parametrize("point", ["files_restored", "restore:tables-renamed", "db_restored"])
-def test_a_kill_during_a_snapshot_mode_rollback_is_recovered_with_the_window_writes(
-    sql_host, small_release, point
-):
-    host = sql_host
-    _writes_in_window(host, [PAY_ORDER_1, NEW_ORDER.format(ref="MF-WEBHOOK")])
-    _release(host, small_release, "snapshot")
-
-    rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": point})
-    assert rc == -signal.SIGKILL
-    rc, out = host.run("recover")
-
-    assert rc == 1 and out["rollback_status"] == "success", out
-    assert host.installed() == "3.9.0"
-    assert _order(host, "id = 1")[1] == "paid"
-    assert _order(host, "order_ref = 'MF-WEBHOOK'") is not None
-    assert not flag_path(host.plugin_dir).exists()
-    with connect(host.db_url) as db:
-        assert "payload" in db.columns("wp_molam_orders")  # the old schema is back
-        assert not [t for t in db.tables() if t.endswith("_chg")]

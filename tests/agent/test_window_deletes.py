@@ -9,34 +9,26 @@ has no snapshot mode, the same writes go through the modes it has.
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from molam_agent.db import connect
+from molam_agent.maintenance import flag_path
 
 from .conftest import (
-    EXPAND_MIGRATIONS,
-    GOOD_MIGRATIONS,
-    SNAPSHOT_MIGRATIONS,
+    NEW_ORDER,
     _host,
     build_plugin,
     create_database,
+    release_in_mode,
+    shop_writes_in_window,
 )
 
-WEBHOOK = Path(__file__).with_name("webhook_smoke.py")
-RELEASES = {"expand": EXPAND_MIGRATIONS, "down": GOOD_MIGRATIONS, "snapshot": SNAPSHOT_MIGRATIONS}
 INSERT_ORDER = (
     "INSERT INTO wp_molam_orders (id, order_ref, amount, currency, status, created_at)"
     " VALUES ({id}, '{ref}', {amount}, 'XOF', '{status}', '2024-03-01 10:00:00')"
-)
-NEW_ORDER = (
-    "INSERT INTO wp_molam_orders (order_ref, amount, currency, status, created_at)"
-    " VALUES ('{ref}', 12.50, 'XOF', 'paid', '2024-03-01 10:00:00')"
 )
 
 
@@ -44,32 +36,16 @@ def _delete(where: str) -> str:
     return f"DELETE FROM wp_molam_orders WHERE {where}"
 
 
-@pytest.fixture(params=["mysql", "postgresql"])
-def snap_host(request, tmp_path, control_plane, small_release):
+@pytest.fixture
+def snap_host(sql_host, small_release):
     """A plugin at 3.9.0 on MariaDB or PostgreSQL, offered a snapshot-mode 4.0.0."""
-    url, cleanup = create_database(request.param, tmp_path, rows=2000)
-    host = _host(tmp_path, control_plane, url)
-    build_plugin(host.plugin_dir, "3.9.0")
-    _release(host, small_release, "snapshot")
-    yield host
-    cleanup()
-
-
-def _release(host, small_release, mode: str) -> None:
-    zip_path, _ = small_release("4.0.0", migrations=RELEASES[mode])
-    host.publish(zip_path, "4.0.0")
-    host.write_config(database={"allow_snapshot": mode == "snapshot"})
+    release_in_mode(sql_host, small_release, "snapshot")
+    return sql_host
 
 
 def _shop_writes_in_window(host, statements: list[str]) -> None:
-    """The new version's smoke test runs ``statements`` as the shop, then reports unhealthy."""
-    host.smoke = {"command": f"{sys.executable} {WEBHOOK}", "timeout_s": 30}
-    host.extra_env.update(
-        MOLAM_TEST_DB_URL=host.db_url,
-        MOLAM_TEST_SQL=json.dumps(statements),
-        MOLAM_TEST_ON_VERSION="4.0.0",
-        MOLAM_TEST_EXIT="1",
-    )
+    """The snapshot release's smoke test runs ``statements`` as the shop, then reports unhealthy."""
+    shop_writes_in_window(host, statements)
     host.write_config(database={"allow_snapshot": True})
 
 
@@ -190,17 +166,30 @@ def test_a_kill_after_the_merge_back_applies_nothing_twice(snap_host):
 
 
 @pytest.mark.parametrize("point", ["files_restored", "restore:tables-renamed", "db_restored"])
-def test_a_kill_during_the_rollback_keeps_the_window_deletions(snap_host, point):
+def test_a_kill_during_the_rollback_keeps_the_window_writes_and_deletions(snap_host, point):
     host = snap_host
-    _shop_writes_in_window(host, [_delete("id = 5"), NEW_ORDER.format(ref="MF-WEBHOOK")])
+    _shop_writes_in_window(
+        host,
+        [
+            "UPDATE wp_molam_orders SET status = 'paid' WHERE id = 1",
+            _delete("id = 5"),
+            NEW_ORDER.format(ref="MF-WEBHOOK"),
+        ],
+    )
 
     rc, _ = host.run("upgrade", env={"MOLAM_AGENT_FAULT": point})
     assert rc == -signal.SIGKILL
     rc, out = host.run("recover")
 
     assert rc == 1 and out["rollback_status"] == "success", _why(out)
+    assert host.installed() == "3.9.0"
+    assert _orders(host, "id = 1")[0][3] == "paid"
     assert _orders(host, "id = 5") == []
     assert len(_orders(host, "order_ref = 'MF-WEBHOOK'")) == 1
+    assert not flag_path(host.plugin_dir).exists()
+    with connect(host.db_url) as db:
+        assert "payload" in db.columns("wp_molam_orders")  # the old schema is back
+        assert not [t for t in db.tables() if t.endswith("_chg")]
 
 
 def test_a_deletion_after_the_restore_is_not_undone_by_the_merge_back(snap_host):
@@ -228,8 +217,7 @@ def test_a_row_deleted_during_the_window_stays_deleted_in_every_engine_and_mode(
     try:
         host = _host(tmp_path, control_plane, url)
         build_plugin(host.plugin_dir, "3.9.0")
-        _release(host, small_release, mode)
-        _shop_writes_in_window(
+        shop_writes_in_window(
             host,
             [
                 _delete("id = 5"),
@@ -237,7 +225,7 @@ def test_a_row_deleted_during_the_window_stays_deleted_in_every_engine_and_mode(
                 INSERT_ORDER.format(id=6, ref="MF-6-AGAIN", amount="6.60", status="paid"),
             ],
         )
-        host.write_config(database={"allow_snapshot": False})
+        release_in_mode(host, small_release, mode)
 
         rc, out = host.run("upgrade")
 
@@ -254,7 +242,7 @@ def test_snapshot_mode_is_refused_on_sqlite_so_no_copy_can_bring_a_row_back(
     try:
         host = _host(tmp_path, control_plane, url)
         build_plugin(host.plugin_dir, "3.9.0")
-        _release(host, small_release, "snapshot")
+        release_in_mode(host, small_release, "snapshot")
 
         rc, out = host.run("upgrade")
 
