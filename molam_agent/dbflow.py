@@ -300,21 +300,20 @@ class DatabaseFlowMixin(AgentBase):
             if todo:
                 db.with_lock_retries(lambda: db.restore_snapshot(todo), retries)
             faults.point("restore:tables-renamed")
-            if not d.get("merged") and d["chg"] not in db.tables():
-                raise RollbackError(f"the change log {d['chg']} is missing; rows cannot be merged back")
-            for live, _snap, kept_name in d["pairs"]:
-                if not d.get("merged"):  # a re-run after a crash past the merge skips it
+            if not d.get("merged"):  # a re-run after a crash past the merge skips it
+                if d["chg"] not in db.tables():
+                    raise RollbackError(f"the change log {d['chg']} is missing; rows cannot be merged back")
+                for live, _snap, kept_name in d["pairs"]:
                     n = db.with_lock_retries(
                         lambda live=live, kept_name=kept_name: db.merge_back(live, kept_name, d["chg"], live),
                         retries,
                     )
                     merged[kept_name] = merged.get(kept_name, 0) + n
-                kept.append(kept_name)
-            if not d.get("merged"):
                 faults.point("restore:merged")  # merged, not yet journaled: the merge runs again
-            j["merged_rows"] = merged
-            d["merged"] = True
-            self.journal.save()
+                j["merged_rows"] = merged
+                d["merged"] = True
+                self.journal.save()
+            kept = [kept_name for _live, _snap, kept_name in d["pairs"]]
             self._drop_snapshot_artifacts(d, snapshots=False)
         opts = d.get("options")
         if opts and opts.get("saved"):
