@@ -34,18 +34,42 @@ from tests.agent.controlplane import FakeControlPlane  # noqa: E402
 from tests.agent.lostwrites import run_scenario  # noqa: E402
 
 
+def _subset(allowed: tuple[str, ...]):
+    """An argparse type: a comma-separated, non-empty subset of ``allowed``."""
+
+    def parse(text: str) -> list[str]:
+        picked = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = sorted(set(picked) - set(allowed))
+        if not picked or unknown:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {', '.join(allowed)}; got {text!r}"
+            )
+        return picked
+
+    return parse
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default=None)
-    parser.add_argument("--modes", default="expand,down,snapshot", help="comma-separated, drawn at random")
-    parser.add_argument("--engines", default="mysql,postgresql", help="comma-separated, drawn at random")
+    parser.add_argument(
+        "--modes",
+        type=_subset(("expand", "down", "snapshot")),
+        default="expand,down,snapshot",
+        help="comma-separated, drawn at random",
+    )
+    parser.add_argument(
+        "--engines",
+        type=_subset(("mysql", "postgresql")),
+        default="mysql,postgresql",
+        help="comma-separated, drawn at random",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
     rng = random.Random(args.seed)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    modes, engines = args.modes, args.engines
     lost = problems = writes = uncertain = 0
     outcomes: Counter[str] = Counter()
     start = time.monotonic()
