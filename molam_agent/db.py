@@ -25,6 +25,11 @@ from .errors import ConfigError, MigrationError
 MIGRATIONS_TABLE = "molam_agent_migrations"
 # Ids kept free between the live table's AUTO_INCREMENT and a restored table's (MySQL/MariaDB).
 AUTO_INCREMENT_MARGIN = 1000
+# Characters the snapshot-mode change log holds per key (its ``pk`` column). A table whose
+# encoded primary key could be longer is refused snapshot mode at staging: a key cut short
+# (MariaDB, non-strict) would never be merged back, and one refused (PostgreSQL) would fail
+# the shop's write.
+CHANGE_LOG_KEY_CHARS = 255
 
 
 def _lit(text: str) -> str:
@@ -404,12 +409,54 @@ class Database:
         one, so the log keeps the window's order where it matters: the latest write wins.
         """
         self.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.q(chg)} (tbl VARCHAR(64) NOT NULL, pk VARCHAR(255) NOT NULL,"
+            f"CREATE TABLE IF NOT EXISTS {self.q(chg)} (tbl VARCHAR(64) NOT NULL,"
+            f" pk VARCHAR({CHANGE_LOG_KEY_CHARS}) NOT NULL,"
             " phase CHAR(1) NOT NULL, op CHAR(1) NOT NULL DEFAULT 'u', PRIMARY KEY (tbl, phase, pk))"
         )
         if "op" not in self.columns(chg):
             # A log created by an earlier agent (keys only): its rows read as ``u``.
             self.execute(f"ALTER TABLE {self.q(chg)} ADD COLUMN op CHAR(1) NOT NULL DEFAULT 'u'")
+
+    def capture_refusal(self, table: str) -> str | None:
+        """Why snapshot mode cannot capture ``table``'s writes exactly, or None when it can.
+
+        The capture logs a key as its columns' text joined by one separator character, in a
+        column of ``CHANGE_LOG_KEY_CHARS`` characters. A key column whose text has no known
+        bound within that (long or unbounded character types, TEXT, binary data, types this
+        check does not know) refuses the table, and so does a composite key whose columns'
+        widths add up to more.
+        """
+        pk = self.primary_key(table)
+        if not pk:
+            return f"table {table} has no primary key"
+        widths = self._key_text_widths(table)
+        total = len(pk) - 1  # the separators
+        for col in pk:
+            typ, width = widths.get(col, ("unknown type", None))
+            if width is None:
+                return (
+                    f"primary key column {table}.{col} ({typ}) can hold values the change log cannot"
+                    f" store exactly (at most {CHANGE_LOG_KEY_CHARS} characters of text)"
+                )
+            if width > CHANGE_LOG_KEY_CHARS:
+                return (
+                    f"primary key column {table}.{col} ({typ}) can hold {width} characters, more than"
+                    f" the {CHANGE_LOG_KEY_CHARS} the change log stores per key"
+                )
+            total += width
+        if total > CHANGE_LOG_KEY_CHARS:
+            return (
+                f"primary key ({', '.join(pk)}) of {table} can reach {total} characters once encoded,"
+                f" more than the {CHANGE_LOG_KEY_CHARS} the change log stores per key"
+            )
+        return None
+
+    def _key_text_widths(self, table: str) -> dict[str, tuple[str, int | None]]:
+        """column -> (its type, the most characters its value takes as the capture logs it).
+
+        ``None``: unbounded, or not logged as exact text.
+        """
+        raise NotImplementedError
 
     def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
         """Log into ``chg`` the primary key of every row inserted, updated or deleted in ``table``.

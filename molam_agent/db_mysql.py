@@ -94,17 +94,50 @@ class MySQLDatabase(Database):
     def _null_safe_eq(self, a: str, b: str) -> str:
         return f"{a} <=> {b}"
 
+    # Characters of a key column's value as CONCAT_WS writes it (sign and decimal point
+    # included); the character types take their declared length.
+    _FIXED_WIDTHS = {
+        "tinyint": 20, "smallint": 20, "mediumint": 20, "int": 20, "bigint": 20,
+        "float": 24, "double": 24, "date": 10, "datetime": 26, "timestamp": 26, "time": 17,
+        "year": 4, "uuid": 36, "inet4": 15, "inet6": 39,
+    }  # fmt: skip
+
+    def _key_text_widths(self, table: str) -> dict[str, tuple[str, int | None]]:
+        rows = self.query(
+            "SELECT column_name, data_type, column_type, character_maximum_length, numeric_precision"
+            " FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = %s",
+            (table,),
+        )
+        out: dict[str, tuple[str, int | None]] = {}
+        for name, data_type, column_type, char_len, precision in rows:
+            data_type = str(data_type).lower()
+            width: int | None
+            if data_type in ("char", "varchar", "enum", "set", "tinytext", "text", "mediumtext", "longtext"):
+                width = int(char_len) if char_len is not None else None
+            elif data_type == "decimal":
+                width = int(precision) + 2 if precision is not None else None
+            else:
+                # Binary strings, BIT, JSON, geometry...: not logged as exact text.
+                width = self._FIXED_WIDTHS.get(data_type)
+            out[name] = (str(column_type), width)
+        return out
+
     def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
         pk = self.primary_key(table)
         if not pk:
             raise MigrationError(f"snapshot mode needs a primary key on {table}")
+        refusal = self.capture_refusal(table)
+        if refusal:
+            raise MigrationError(f"snapshot mode cannot capture {table}: {refusal}")
 
         def log(row: str, op: str) -> str:
             key = self._pk_expr(row, pk)
-            # IGNORE: a key longer than the log's column is truncated, never the shop's error;
+            # No IGNORE: capture_refusal keeps every key within the log's column, and should
+            # one ever not fit, the shop's statement fails (the triggers are created under a
+            # strict sql_mode) rather than a shortened key being logged and its write lost.
             # ON DUPLICATE KEY: the key's last operation wins.
             return (
-                f"INSERT IGNORE INTO {self.q(chg)} (tbl, pk, phase, op)"
+                f"INSERT INTO {self.q(chg)} (tbl, pk, phase, op)"
                 f" VALUES ({_lit(logical)}, {key}, {_lit(phase)}, '{op}') ON DUPLICATE KEY UPDATE op = '{op}';"
             )
 
@@ -114,13 +147,20 @@ class MySQLDatabase(Database):
             "UPDATE": f"IF {moved} THEN {log('OLD', 'd')} END IF; {log('NEW', 'u')}",
             "DELETE": log("OLD", "d"),
         }
-        for event, body in bodies.items():
-            name = f"{trigger}_{event[0].lower()}"
-            self.execute(f"DROP TRIGGER IF EXISTS {self.q(name)}")
-            self.execute(
-                f"CREATE TRIGGER {self.q(name)} AFTER {event} ON {self.q(table)} FOR EACH ROW"
-                f" BEGIN IF @molam_agent_migrating IS NULL THEN {body} END IF; END"
-            )
+        # A trigger runs under the sql_mode it was created with, whatever the shop's session
+        # uses (WordPress clears the strict modes): strict, so a truncation is an error.
+        mode = self.query("SELECT @@SESSION.sql_mode")[0][0]
+        self.execute("SET SESSION sql_mode = CONCAT_WS(',', @@SESSION.sql_mode, 'STRICT_ALL_TABLES')")
+        try:
+            for event, body in bodies.items():
+                name = f"{trigger}_{event[0].lower()}"
+                self.execute(f"DROP TRIGGER IF EXISTS {self.q(name)}")
+                self.execute(
+                    f"CREATE TRIGGER {self.q(name)} AFTER {event} ON {self.q(table)} FOR EACH ROW"
+                    f" BEGIN IF @molam_agent_migrating IS NULL THEN {body} END IF; END"
+                )
+        finally:
+            self.execute("SET SESSION sql_mode = %s", (mode,))
 
     def merge_back(self, live: str, kept: str, chg: str, logical: str) -> int:
         # The gap locks _lock_keys relies on exist only under REPEATABLE READ, whatever the

@@ -83,10 +83,49 @@ class PostgresDatabase(Database):
         # table is locked against writes (readers go on) for this batch of at most 500 keys.
         self.execute(f"LOCK TABLE {self.q(live)} IN SHARE ROW EXCLUSIVE MODE")
 
+    # Characters of a key column's value as the capture writes it (``to_jsonb(row) ->> col``:
+    # sign, decimal point, years past 9999, " BC" and UTC offsets included); the character
+    # types take their declared length.
+    _FIXED_WIDTHS = {
+        "smallint": 6, "integer": 11, "bigint": 20, "real": 15, "double precision": 25,
+        "boolean": 5, "uuid": 36, "date": 16, "timestamp without time zone": 31,
+        "timestamp with time zone": 40, "time without time zone": 15, "time with time zone": 24,
+        "inet": 43, "cidr": 43,
+    }  # fmt: skip
+
+    def _key_text_widths(self, table: str) -> dict[str, tuple[str, int | None]]:
+        rows = self.query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), c.data_type,"
+            " c.character_maximum_length, c.numeric_precision, c.numeric_scale, t.typtype"
+            " FROM pg_attribute a JOIN information_schema.columns c"
+            " ON c.table_schema = current_schema() AND c.table_name = %s AND c.column_name = a.attname"
+            " JOIN pg_type t ON t.oid = a.atttypid"
+            " WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+            (table, self.q(table)),
+        )
+        out: dict[str, tuple[str, int | None]] = {}
+        for name, typ, data_type, char_len, precision, scale, typtype in rows:
+            width: int | None
+            if data_type in ("character varying", "character"):
+                # No declared length (plain VARCHAR) is as unbounded as TEXT.
+                width = int(char_len) if char_len is not None else None
+            elif data_type == "numeric":
+                width = int(precision) + abs(int(scale or 0)) + 3 if precision is not None else None
+            elif typtype == "e":
+                width = 63  # an enum label is a name: at most 63 bytes
+            else:
+                # TEXT, BYTEA (no length limit), intervals, other types: no known bound.
+                width = self._FIXED_WIDTHS.get(data_type)
+            out[name] = (typ, width)
+        return out
+
     def install_capture(self, table: str, trigger: str, chg: str, logical: str, phase: str) -> None:
         pk = self.primary_key(table)
         if not pk:
             raise MigrationError(f"snapshot mode needs a primary key on {table}")
+        refusal = self.capture_refusal(table)
+        if refusal:
+            raise MigrationError(f"snapshot mode cannot capture {table}: {refusal}")
         fn = self.q(f"{trigger}_fn")
         log = (
             f"INSERT INTO {self.q(chg)} (tbl, pk, phase, op) VALUES (TG_ARGV[0], {{key}}, TG_ARGV[1], '{{op}}')"

@@ -139,6 +139,16 @@ class DatabaseFlowMixin(AgentBase):
             tables = sorted(
                 {t for f in contract for t in f["contract_tables"] if t in present and t not in created}
             )
+            for table in tables:
+                # Refused here, before anything is paused or copied: a key the change log
+                # cannot hold exactly would have its window write lost by a rollback.
+                refusal = db.capture_refusal(table)
+                if refusal:
+                    raise VerificationError(
+                        f"snapshot mode refused: {refusal}; ship migrations/down/ files for"
+                        f" {', '.join(f['name'] for f in contract if table in f['contract_tables'])}"
+                        " instead, so the rollback runs them on the live tables"
+                    )
             tx = tx[:8]
             prefix = self.snap_prefix()
             plan["pairs"] = [[t, f"{prefix}{tx}_{i}", self.kept_name(t, tx)] for i, t in enumerate(tables)]
