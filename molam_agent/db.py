@@ -410,12 +410,20 @@ class Database:
         """
         self.execute(
             f"CREATE TABLE IF NOT EXISTS {self.q(chg)} (tbl VARCHAR(64) NOT NULL,"
-            f" pk VARCHAR({CHANGE_LOG_KEY_CHARS}) NOT NULL,"
+            f" pk {self._change_log_key_type()} NOT NULL,"
             " phase CHAR(1) NOT NULL, op CHAR(1) NOT NULL DEFAULT 'u', PRIMARY KEY (tbl, phase, pk))"
         )
         if "op" not in self.columns(chg):
             # A log created by an earlier agent (keys only): its rows read as ``u``.
             self.execute(f"ALTER TABLE {self.q(chg)} ADD COLUMN op CHAR(1) NOT NULL DEFAULT 'u'")
+
+    def _change_log_key_type(self) -> str:
+        """The change log's key column: ``CHANGE_LOG_KEY_CHARS`` characters, compared exactly.
+
+        Two keys the shop's table tells apart must stay two rows of the log, or one of their
+        window writes would never be merged back.
+        """
+        return f"VARCHAR({CHANGE_LOG_KEY_CHARS})"
 
     def capture_refusal(self, table: str) -> str | None:
         """Why snapshot mode cannot capture ``table``'s writes exactly, or None when it can.
@@ -555,7 +563,15 @@ class Database:
                 if deletes:
                     # The table's own name as the alias: MySQL's single-table DELETE takes none.
                     where, params = self._key_in(target, pk, live, deletes)
-                    merged += self.execute_count(f"DELETE FROM {target} WHERE {where}", params)
+                    # Not a row ``kept`` still holds: the log tells keys apart byte for byte,
+                    # the table by its own collation, so a key deleted as `abc` may have been
+                    # inserted again as `ABC` -- logged apart, one row -- and upserted above.
+                    held = " AND ".join(f"k.{self.q(c)} = {target}.{self.q(c)}" for c in pk)
+                    merged += self.execute_count(
+                        f"DELETE FROM {target} WHERE {where}"
+                        f" AND NOT EXISTS (SELECT 1 FROM {self.q(kept)} k WHERE {held})",
+                        params,
+                    )
         return merged
 
     def _lock_keys(self, live: str, pk: Sequence[str], keys: Sequence[str]) -> None:

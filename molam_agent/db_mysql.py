@@ -6,7 +6,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .db import AUTO_INCREMENT_MARGIN, MIGRATIONS_TABLE, Database, _lit
+from .db import AUTO_INCREMENT_MARGIN, CHANGE_LOG_KEY_CHARS, MIGRATIONS_TABLE, Database, _lit
 from .errors import ConfigError, MigrationError
 
 
@@ -87,6 +87,24 @@ class MySQLDatabase(Database):
 
     def set_migrating(self, on: bool) -> None:
         self.execute("SET @molam_agent_migrating = " + ("1" if on else "NULL"))
+
+    def _change_log_key_type(self) -> str:
+        # Not the database's default collation (case- and accent-insensitive as a rule): a
+        # shop key column with a binary collation holds `abc` and `ABC` as two rows, and the
+        # log must too.
+        return f"VARCHAR({CHANGE_LOG_KEY_CHARS}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+
+    def create_change_log(self, chg: str) -> None:
+        super().create_change_log(chg)
+        rows = self.query(
+            "SELECT collation_name FROM information_schema.columns WHERE table_schema = DATABASE()"
+            " AND table_name = %s AND column_name = 'pk'",
+            (chg,),
+        )
+        if rows and rows[0][0] != "utf8mb4_bin":
+            # A log created by an earlier agent, in the default collation: binary can only
+            # tell more keys apart, so no row it holds collides.
+            self.execute(f"ALTER TABLE {self.q(chg)} MODIFY pk {self._change_log_key_type()} NOT NULL")
 
     def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
         return "CONCAT_WS(CHAR(31), " + ", ".join(f"{alias}.{self.q(c)}" for c in pk) + ")"

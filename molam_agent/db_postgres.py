@@ -64,7 +64,12 @@ class PostgresDatabase(Database):
         self.execute("SET molam.migrating = " + ("'on'" if on else "'off'"))
 
     def _pk_expr(self, alias: str, pk: Sequence[str]) -> str:
-        return "concat_ws(chr(31), " + ", ".join(f"{alias}.{self.q(c)}::text" for c in pk) + ")"
+        # The key as the capture trigger logs it AND as the merge looks it up: one expression
+        # for both. Each column's JSON text (a timestamp reads 2024-03-01T10:00:00 there,
+        # 2024-03-01 10:00:00 as ::text), which is what ``_key_text_widths`` bounds.
+        return (
+            "concat_ws(chr(31), " + ", ".join(f"to_jsonb({alias}.{self.q(c)}) #>> '{{}}'" for c in pk) + ")"
+        )
 
     def _key_in(self, alias: str, pk: Sequence[str], table: str, keys: Sequence[str]) -> tuple[str, list]:
         if len(pk) == 1:
@@ -133,24 +138,16 @@ class PostgresDatabase(Database):
         )
         self.execute(
             f"CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $f$"
-            " DECLARE k text; ko text; j jsonb; o jsonb; BEGIN"
+            " DECLARE k text; ko text; BEGIN"
             " IF coalesce(current_setting('molam.migrating', true), '') = 'on' THEN RETURN NULL; END IF;"
-            " IF TG_OP <> 'DELETE' THEN j := to_jsonb(NEW); END IF;"
-            " IF TG_OP <> 'INSERT' THEN o := to_jsonb(OLD); END IF;"
-            " FOR i IN 2 .. TG_NARGS - 1 LOOP"
-            "  IF j IS NOT NULL THEN"
-            "   k := CASE WHEN k IS NULL THEN j ->> TG_ARGV[i] ELSE k || chr(31) || (j ->> TG_ARGV[i]) END;"
-            "  END IF;"
-            "  IF o IS NOT NULL THEN"
-            "   ko := CASE WHEN ko IS NULL THEN o ->> TG_ARGV[i] ELSE ko || chr(31) || (o ->> TG_ARGV[i]) END;"
-            "  END IF;"
-            " END LOOP;"
+            f" IF TG_OP <> 'DELETE' THEN k := {self._pk_expr('NEW', pk)}; END IF;"
+            f" IF TG_OP <> 'INSERT' THEN ko := {self._pk_expr('OLD', pk)}; END IF;"
             # A delete, or an update that moved the row to another key: the old key is gone.
             " IF ko IS NOT NULL AND ko IS DISTINCT FROM k THEN " + log.format(key="ko", op="d") + " END IF;"
             " IF k IS NOT NULL THEN " + log.format(key="k", op="u") + " END IF;"
             " RETURN NULL; END $f$"
         )
-        args = ", ".join(_lit(a) for a in (logical, phase, *pk))
+        args = ", ".join(_lit(a) for a in (logical, phase))
         self.execute(f"DROP TRIGGER IF EXISTS {self.q(trigger)} ON {self.q(table)}")
         self.execute(
             f"CREATE TRIGGER {self.q(trigger)} AFTER INSERT OR UPDATE OR DELETE ON {self.q(table)}"

@@ -111,3 +111,81 @@ def test_a_window_write_to_a_key_of_exactly_255_characters_is_merged_back(sql_ho
     assert rc == 1 and out["rollback_status"] == "success", (out.get("error"), out.get("_stderr", "")[-1500:])
     with connect(host.db_url) as db:
         assert sorted(db.query(f"SELECT token, note FROM {TOKENS}")) == [(longest, "window"), ("t1", "v3")]
+
+
+def test_window_writes_to_keys_differing_only_in_case_are_both_merged_back(mysql_host, small_release):
+    # A binary collation tells `abc` from `ABC`; the change log must as well, or the second
+    # write shares the first one's log row and is never merged back.
+    host = mysql_host
+    _tokens_table(host, "VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    shop_writes_in_window(
+        host,
+        [
+            f"INSERT INTO {TOKENS} (token, note) VALUES ('abc', 'lower')",
+            f"INSERT INTO {TOKENS} (token, note) VALUES ('ABC', 'upper')",
+        ],
+    )
+    _offer_tokens_release(host, small_release)
+
+    rc, out = host.run("upgrade")
+
+    assert rc == 1 and out["rollback_status"] == "success", (out.get("error"), out.get("_stderr", "")[-1500:])
+    with connect(host.db_url) as db:
+        assert sorted(db.query(f"SELECT token, note FROM {TOKENS}")) == [
+            ("ABC", "upper"),
+            ("abc", "lower"),
+            ("t1", "v3"),
+        ]
+
+
+def test_a_key_deleted_then_written_again_in_another_case_is_merged_back(mysql_host, small_release):
+    # A case-insensitive key: `abc` deleted, then `ABC` inserted is one row the shop kept. The
+    # log holds the two spellings apart; the delete must not take the row the insert wrote.
+    host = mysql_host
+    _tokens_table(host, "VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    with connect(host.db_url) as db:
+        db.execute(f"INSERT INTO {TOKENS} (token, note) VALUES ('abc', 'before')")
+    shop_writes_in_window(
+        host,
+        [
+            f"DELETE FROM {TOKENS} WHERE token = 'abc'",
+            f"INSERT INTO {TOKENS} (token, note) VALUES ('ABC', 'again')",
+        ],
+    )
+    _offer_tokens_release(host, small_release)
+
+    rc, out = host.run("upgrade")
+
+    assert rc == 1 and out["rollback_status"] == "success", (out.get("error"), out.get("_stderr", "")[-1500:])
+    with connect(host.db_url) as db:
+        rows = dict(db.query(f"SELECT LOWER(token), note FROM {TOKENS}"))
+        assert rows == {"abc": "again", "t1": "v3"}
+
+
+def test_a_window_write_to_a_composite_key_with_a_timestamp_is_merged_back(sql_host, small_release):
+    # PostgreSQL logs a timestamp in its JSON form (2024-03-01T10:00:00), not its ::text one:
+    # the merge must look the key up in that same form.
+    host = sql_host
+    at = "TIMESTAMP" if host.engine == "postgresql" else "DATETIME"
+    with connect(host.db_url) as db:
+        db.execute(
+            f"CREATE TABLE {TOKENS} (token VARCHAR(32) NOT NULL, at {at} NOT NULL, note VARCHAR(16),"
+            " PRIMARY KEY (token, at))"
+        )
+        db.execute(f"INSERT INTO {TOKENS} (token, at, note) VALUES ('t1', '2024-01-01 00:00:00', 'v3')")
+        assert db.capture_refusal(TOKENS) is None
+    shop_writes_in_window(
+        host,
+        [
+            f"INSERT INTO {TOKENS} (token, at, note) VALUES ('t2', '2024-03-01 10:00:00', 'window')",
+            f"UPDATE {TOKENS} SET note = 'touched' WHERE token = 't1'",
+        ],
+    )
+    _offer_tokens_release(host, small_release)
+
+    rc, out = host.run("upgrade")
+
+    assert rc == 1 and out["rollback_status"] == "success", (out.get("error"), out.get("_stderr", "")[-1500:])
+    with connect(host.db_url) as db:
+        rows = sorted((t, str(a), n) for t, a, n in db.query(f"SELECT token, at, note FROM {TOKENS}"))
+        assert rows == [("t1", "2024-01-01 00:00:00", "touched"), ("t2", "2024-03-01 10:00:00", "window")]
