@@ -32,6 +32,7 @@ cost is bounded by the window, not by the history.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -40,6 +41,7 @@ from uuid import UUID
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
+from molam_upgrades import idempotency
 from molam_upgrades.sira_rules import ERROR_STATUSES, SUCCESS, MerchantCounts, is_error, merchant_change
 
 from .models import (
@@ -75,28 +77,42 @@ def stripe_for(merchant_id: UUID) -> int:
 
 # --- per rollout: write --------------------------------------------------------------------------
 
-# (plugin_name, version, merchant_id, reported_at) -> (rollout_id, merchant in cohort) for the
-# plugin's open rollout of that version started before the report, or None. Provided by
-# ``rollouts`` from its AppConfig.ready(): rollouts own cohorts and depend on this app, never the
-# other way round.
-CohortLookup = Callable[[str, str, UUID, datetime], "tuple[int, bool] | None"]
-_cohort_lookup: CohortLookup | None = None
+
+@dataclass(frozen=True)
+class CohortQuery:
+    """``SELECT rollout_id, in_cohort`` for a report: one row, or none when the plugin has no
+    open rollout of the report's version started before it. ``params(plugin_name, version,
+    merchant_id, reported_at)`` gives its parameters.
+
+    Provided by ``rollouts`` from its AppConfig.ready(): rollouts own cohorts and depend on this
+    app, never the other way round.
+    """
+
+    sql: str
+    params: Callable[[str, str, UUID, datetime], list]
 
 
-def set_cohort_lookup(lookup: CohortLookup) -> None:
-    global _cohort_lookup
-    _cohort_lookup = lookup
+_cohort_query: CohortQuery | None = None
+
+
+def set_cohort_query(query: CohortQuery) -> None:
+    global _cohort_query
+    _cohort_query = query
+    _store_statement.cache_clear()
+
+
+def _cohort_params(report: UpgradeLog) -> list:
+    return _cohort_query.params(report.plugin_name, report.to_version, report.merchant_id, report.created_at)
 
 
 def stamp_report(report: UpgradeLog) -> None:
     """Record which rollout a new report belongs to, and whether its merchant was in the cohort."""
-    lookup = _cohort_lookup
-    found = (
-        lookup(report.plugin_name, report.to_version, report.merchant_id, report.created_at)
-        if lookup
-        else None
-    )
-    report.rollout_id, report.in_cohort = found if found is not None else (None, None)
+    row = None
+    if _cohort_query is not None:
+        with connection.cursor() as cur:
+            cur.execute(_cohort_query.sql, _cohort_params(report))
+            row = cur.fetchone()
+    report.rollout_id, report.in_cohort = (row[0], bool(row[1])) if row else (None, None)
 
 
 def count_report(report: UpgradeLog) -> None:
@@ -131,28 +147,36 @@ def _record_latest_outcome(report: UpgradeLog) -> MerchantCounts:
     (``created_at``, ``id``), as the rebuild's ``DISTINCT ON`` orders them; an older report
     arriving late only adds to ``reports``.
     """
-    newer = "(excluded.reported_at, excluded.report_id) > (o.reported_at, o.report_id)"
     with connection.cursor() as cur:
         cur.execute(
             "INSERT INTO rollout_merchant_outcomes AS o "
             "(rollout_id, merchant_id, status, report_id, reported_at, reports) "
-            "VALUES (%s, %s, %s, %s, %s, 1) "
-            "ON CONFLICT (rollout_id, merchant_id) DO UPDATE SET "
-            "reports = o.reports + 1, previous_status = o.status, "
-            f"status = CASE WHEN {newer} THEN excluded.status ELSE o.status END, "
-            f"report_id = CASE WHEN {newer} THEN excluded.report_id ELSE o.report_id END, "
-            f"reported_at = CASE WHEN {newer} THEN excluded.reported_at ELSE o.reported_at END "
-            "RETURNING reports, previous_status, status",
-            [
-                report.rollout_id,
-                _prep("merchant_id", report.merchant_id),
-                report.status,
-                _prep("report_id", report.pk),
-                _prep("reported_at", report.created_at),
-            ],
+            f"VALUES (%s, %s, %s, %s, %s, 1) {_OUTCOME_UPSERT}",
+            [report.rollout_id, *_outcome_params(report)],
         )
         reports, previous, latest = cur.fetchone()
     return merchant_change(None if reports == 1 else previous, latest)
+
+
+# The newer report wins: (created_at, id) larger, as the rebuild's DISTINCT ON orders them.
+_NEWER = "(excluded.reported_at, excluded.report_id) > (o.reported_at, o.report_id)"
+_OUTCOME_UPSERT = (
+    "ON CONFLICT (rollout_id, merchant_id) DO UPDATE SET "
+    "reports = o.reports + 1, previous_status = o.status, "
+    f"status = CASE WHEN {_NEWER} THEN excluded.status ELSE o.status END, "
+    f"report_id = CASE WHEN {_NEWER} THEN excluded.report_id ELSE o.report_id END, "
+    f"reported_at = CASE WHEN {_NEWER} THEN excluded.reported_at ELSE o.reported_at END "
+    "RETURNING reports, previous_status, status"
+)
+
+
+def _outcome_params(report: UpgradeLog) -> list:
+    return [
+        _prep("merchant_id", report.merchant_id),
+        report.status,
+        _prep("report_id", report.pk),
+        _prep("reported_at", report.created_at),
+    ]
 
 
 def _prep(field_name: str, value):
@@ -181,6 +205,101 @@ def _upsert_add(table: str, key: dict, deltas: dict[str, int]) -> None:
             f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}",
             [*key.values(), *deltas.values()],
         )
+
+
+# --- per rollout: the whole write in one statement (PostgreSQL) ---------------------------------
+
+
+def store_counted(report: UpgradeLog, key_record: dict | None = None) -> bool:
+    """PostgreSQL: store a new report, stamp it and count it in **one statement**; with
+    ``key_record`` (an ``api_idempotency_records`` row), claim that Idempotency-Key in it too.
+
+    Returns False, having written nothing, when the key was already recorded: the caller replays
+    the first response. Same rows as :func:`stamp_report` + insert + :func:`count_report` (the
+    portable path, which SQLite takes; ``tests/rollbacks/test_store_statement.py`` runs both on
+    the same reports and compares every row).
+
+    Why one statement: a report is the control plane's hottest write (every merchant's plugin
+    sends one per upgrade). As separate statements it took nine round trips (look-up of the key,
+    BEGIN, cohort, insert, outcome, counters, key, COMMIT), and each costs the database its
+    per-statement overhead and the web worker a driver call. Data-modifying CTEs chain them in
+    one: a statement is atomic on its own (autocommit), so no BEGIN/COMMIT either. The merchant
+    count rule of :func:`molam_upgrades.sira_rules.merchant_change` is written as SQL here
+    (``_COUNT_DELTAS``), from the same status sets.
+    """
+    sql, fields = _store_statement(key_record is not None)
+    params = []
+    if key_record is not None:
+        params += [key_record[c] for c in idempotency.COLUMNS]
+    params += _cohort_params(report) if _cohort_query is not None else []
+    params += [f.get_db_prep_save(f.pre_save(report, True), connection) for f in fields]
+    params += _outcome_params(report)
+    params += [stripe_for(report.merchant_id), report.status, *_STATUS_PARAMS]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        claimed, report.rollout_id, report.in_cohort = cur.fetchone()
+    if not claimed:
+        return False
+    report._state.adding = False
+    report._state.db = connection.alias
+    return True
+
+
+_ERRORS = sorted(ERROR_STATUSES)
+_IS_ERROR = f"IN ({', '.join(['%s'] * len(_ERRORS))})"
+# merchant_change(previous, latest) as SQL (previous_status is null when the outcome row is new,
+# reports = 1); one expression per counter of COUNTERS, in its order. ``r`` is the stored report,
+# ``o`` its merchant's outcome after the upsert (no row outside the cohort).
+_COUNT_DELTAS = (
+    "CASE WHEN r.in_cohort THEN 1 ELSE 0 END, "
+    f"CASE WHEN r.in_cohort AND %s {_IS_ERROR} THEN 1 ELSE 0 END, "
+    "CASE WHEN o.reports = 1 THEN 1 ELSE 0 END, "
+    f"CASE WHEN o.status {_IS_ERROR} THEN 1 ELSE 0 END "
+    f"- CASE WHEN o.previous_status {_IS_ERROR} THEN 1 ELSE 0 END, "
+    "CASE WHEN o.status = %s THEN 1 ELSE 0 END "
+    "- CASE WHEN o.previous_status = %s THEN 1 ELSE 0 END, "
+    "CASE WHEN r.in_cohort THEN 0 ELSE 1 END"
+)
+# The parameters _COUNT_DELTAS takes after the report's status, in order of appearance.
+_STATUS_PARAMS = [*_ERRORS, *_ERRORS, *_ERRORS, SUCCESS, SUCCESS]
+
+
+@functools.cache
+def _store_statement(with_key: bool) -> tuple[str, tuple]:
+    log_table = UpgradeLog._meta.db_table
+    fields = tuple(
+        f for f in UpgradeLog._meta.concrete_fields if f.attname not in ("rollout_id", "in_cohort")
+    )
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    claim = ""
+    if with_key:
+        claim = f"claim AS ({idempotency.CLAIM_SQL}), "
+    cohort = (
+        f"cohort AS ({_cohort_query.sql}), "
+        if _cohort_query is not None
+        else "cohort AS (SELECT NULL::bigint AS rollout_id, NULL::boolean AS in_cohort WHERE false), "
+    )
+    sql = (
+        f"WITH {claim}{cohort}"
+        f"report AS (INSERT INTO {log_table} ({columns}, rollout_id, in_cohort) "
+        f"SELECT {', '.join(['%s'] * len(fields))}, "
+        "(SELECT rollout_id FROM cohort), (SELECT in_cohort FROM cohort) "
+        f"{'WHERE EXISTS (SELECT 1 FROM claim) ' if with_key else ''}"
+        "RETURNING rollout_id, in_cohort), "
+        "outcome AS (INSERT INTO rollout_merchant_outcomes AS o "
+        "(rollout_id, merchant_id, status, report_id, reported_at, reports) "
+        f"SELECT rollout_id, %s, %s, %s, %s, 1 FROM report WHERE in_cohort {_OUTCOME_UPSERT}), "
+        "counts AS (INSERT INTO rollout_report_counts AS c "
+        f"(rollout_id, stripe, {', '.join(COUNTERS)}) "
+        f"SELECT r.rollout_id, %s, {_COUNT_DELTAS} FROM report r LEFT JOIN outcome o ON true "
+        "WHERE r.rollout_id IS NOT NULL ON CONFLICT (rollout_id, stripe) DO UPDATE SET "
+        + ", ".join(f"{c} = c.{c} + excluded.{c}" for c in COUNTERS)
+        + ") SELECT "
+        + ("EXISTS (SELECT 1 FROM claim)" if with_key else "true")
+        + ", (SELECT rollout_id FROM report), (SELECT in_cohort FROM report)"
+    )
+    return sql, fields
 
 
 # --- per plugin: rollbacks -----------------------------------------------------------------------

@@ -7,10 +7,10 @@ from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from molam_upgrades import registry, rows
+from molam_upgrades import idempotency, registry, rows
 from molam_upgrades.alerts import raise_alert
 from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition
@@ -23,7 +23,7 @@ from .models import FLEET_MERCHANT_ID, RollbackHistory, UpgradeLog
 logger = logging.getLogger("molam.rollbacks")
 
 
-def record_upgrade(
+def new_upgrade_report(
     *,
     merchant_id: UUID,
     plugin_name: str,
@@ -33,30 +33,49 @@ def record_upgrade(
     error: str | None = None,
     duration_ms: int | None = None,
 ) -> UpgradeLog:
-    """Store an upgrade attempt. A successful upgrade needs no rollback (seed: not_required)."""
-    return store_report(
-        UpgradeLog(
-            merchant_id=merchant_id,
-            plugin_name=plugin_name,
-            from_version=from_version,
-            to_version=to_version,
-            status=status,
-            error=error or None,
-            duration_ms=duration_ms,
-            rollback_status=RollbackStatus.NOT_REQUIRED if status == UpgradeStatus.SUCCESS else None,
-        )
+    """An upgrade attempt, not yet stored (:func:`store_report`). A successful upgrade needs no
+    rollback (seed: not_required)."""
+    return UpgradeLog(
+        merchant_id=merchant_id,
+        plugin_name=plugin_name,
+        from_version=from_version,
+        to_version=to_version,
+        status=status,
+        error=error or None,
+        duration_ms=duration_ms,
+        rollback_status=RollbackStatus.NOT_REQUIRED if status == UpgradeStatus.SUCCESS else None,
     )
 
 
-def store_report(report: UpgradeLog) -> UpgradeLog:
-    """Store a new upgrade report and count it, in one transaction: the one way a report is written.
+def record_upgrade(**report) -> UpgradeLog:
+    """Store an upgrade attempt (the fields of :func:`new_upgrade_report`)."""
+    return store_report(new_upgrade_report(**report))
+
+
+def store_report(report: UpgradeLog, key_record: dict | None = None) -> UpgradeLog | None:
+    """Store a new upgrade report and count it, atomically: the one way a report is written.
 
     The report is stamped with the rollout it was made under and whether its merchant was in
-    that rollout's cohort, then the rollout's aggregates move (``aggregates.count_report``).
+    that rollout's cohort, then the rollout's aggregates move. With ``key_record`` (the API's
+    Idempotency-Key record for the response), the key is claimed in the same write; None is
+    returned, and nothing written, when that key was recorded first.
+
+    On PostgreSQL this is one statement (``aggregates.store_counted``); elsewhere (the embedded
+    SQLite default) :func:`store_report_in_steps`.
     """
-    # No savepoint when called inside a transaction (the idempotent API path): any error here
-    # ends that whole transaction anyway, and a savepoint costs two more round trips per report.
+    if connection.vendor == "postgresql":
+        return report if aggregates.store_counted(report, key_record) else None
+    return store_report_in_steps(report, key_record)
+
+
+def store_report_in_steps(report: UpgradeLog, key_record: dict | None = None) -> UpgradeLog | None:
+    """:func:`store_report` as separate statements in one transaction, for any database: the
+    same rows as PostgreSQL's single statement (tests compare both on the same reports)."""
+    # No savepoint when called inside a transaction: any error here ends that whole
+    # transaction anyway.
     with transaction.atomic(savepoint=False):
+        if key_record is not None and not idempotency.claim(key_record):
+            return None
         aggregates.stamp_report(report)
         rows.insert(report)
         aggregates.count_report(report)

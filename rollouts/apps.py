@@ -9,7 +9,7 @@ class RolloutsConfig(AppConfig):
 
     def ready(self) -> None:
         from molam_upgrades import registry
-        from rollbacks.aggregates import set_cohort_lookup
+        from rollbacks.aggregates import CohortQuery, set_cohort_query
 
         from . import cohort, demo, metrics, monitoring
 
@@ -20,4 +20,4 @@ class RolloutsConfig(AppConfig):
         registry.register_readiness_check("sira", monitoring.readiness, body_key="sira")
         registry.register_demo_data("rollouts", demo.seed, order=20)
         # Upgrade reports (owned by rollbacks) are stamped with the rollout and cohort they belong to.
-        set_cohort_lookup(cohort.report_cohort)
+        set_cohort_query(CohortQuery(cohort.REPORT_COHORT_SQL, cohort.report_cohort_params))

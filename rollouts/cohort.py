@@ -126,9 +126,7 @@ def _load_shared(plugin_name: str) -> OpenRollout | None:
     cached = cache.get(key)
     if cached is not None:
         return None if cached == _NONE else cached
-    rollout = Rollout.objects.filter(
-        plugin_name=plugin_name, status__in=OPEN_STATES
-    ).first()
+    rollout = Rollout.objects.filter(plugin_name=plugin_name, status__in=OPEN_STATES).first()
     snapshot = None
     if rollout is not None:
         release = Release.objects.filter(plugin_name=plugin_name, version=rollout.version).first()
@@ -140,38 +138,31 @@ def _load_shared(plugin_name: str) -> OpenRollout | None:
     return snapshot
 
 
-def report_cohort(
-    plugin_name: str, version: str, merchant_id: UUID, reported_at: datetime
-) -> tuple[int, bool] | None:
-    """(rollout id, merchant in its cohort) for a new upgrade report, or None when the plugin has
-    no open rollout of that version started before the report (it then counts nowhere).
-
-    Read from the database, not the decision cache: a report must be judged against the
-    rollout as it is now. Only the bucket is checked: a report carries no country or tier, so a
-    geo or tier rollout counts every merchant of its percentage that reports.
-    """
-    # Written in SQL rather than through the ORM: this runs for every report, and building the
-    # query costs several times its execution. Same row as ``Rollout.objects.filter(...).first()``
-    # (the newest open rollout, ``Meta.ordering``).
-    with connection.cursor() as cur:
-        cur.execute(
-            _REPORT_ROLLOUT_SQL,
-            [
-                connection.ops.adapt_datetimefield_value(reported_at),
-                plugin_name,
-                *OPEN_STATES,
-            ],
-        )
-        row = cur.fetchone()
-    if row is None or row[1] != version or not row[3]:
-        return None
-    return row[0], selected(bucket_for(plugin_name, version, merchant_id), Decimal(str(row[2])))
+def report_cohort_params(plugin_name: str, version: str, merchant_id: UUID, reported_at: datetime) -> list:
+    """Parameters of :data:`REPORT_COHORT_SQL` for a new upgrade report."""
+    return [
+        bucket_for(plugin_name, version, merchant_id),
+        plugin_name,
+        *OPEN_STATES,
+        version,
+        connection.ops.adapt_datetimefield_value(reported_at),
+    ]
 
 
-_REPORT_ROLLOUT_SQL = (
-    "SELECT id, version, rollout_percentage, created_at <= %s "
-    f"FROM {Rollout._meta.db_table} WHERE plugin_name = %s AND status IN ({', '.join(['%s'] * len(OPEN_STATES))}) "
-    "ORDER BY created_at DESC, id DESC LIMIT 1"
+# The rollout a new upgrade report belongs to, and whether its merchant is in the cohort: one row
+# (rollout_id, in_cohort), or none when the plugin's newest open rollout (``Meta.ordering``) is of
+# another version or started after the report (the report then counts nowhere).
+#
+# Read from the database, not the decision cache: a report must be judged against the rollout as
+# it is now. Only the bucket is checked (``percentage * 100 > bucket`` is :func:`selected`): a
+# report carries no country or tier, so a geo or tier rollout counts every merchant of its
+# percentage that reports. SQL rather than the ORM, built once: it runs for every report, alone
+# (``rollbacks.aggregates.stamp_report``) or inside the report's single statement on PostgreSQL.
+REPORT_COHORT_SQL = (
+    "SELECT r.id AS rollout_id, r.rollout_percentage * 100 > %s AS in_cohort FROM ("
+    f"SELECT id, version, rollout_percentage, created_at FROM {Rollout._meta.db_table} "
+    f"WHERE plugin_name = %s AND status IN ({', '.join(['%s'] * len(OPEN_STATES))}) "
+    "ORDER BY created_at DESC, id DESC LIMIT 1) r WHERE r.version = %s AND r.created_at <= %s"
 )
 
 

@@ -33,8 +33,7 @@ from typing import Any
 from uuid import UUID
 
 import django_filters
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import exceptions, permissions, serializers
 from rest_framework.pagination import LimitOffsetPagination
@@ -43,8 +42,8 @@ from rest_framework.routers import SimpleRouter
 from rest_framework.viewsets import GenericViewSet
 
 from .. import exceptions as domain
+from .. import idempotency
 from ..auth import Principal, principal_for
-from ..models import IdempotencyRecord
 from .schema import MolamAutoSchema
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -174,61 +173,22 @@ class SeedPagination(LimitOffsetPagination):
 # --- idempotency ----------------------------------------------------------------------------
 
 
-class _KeyAlreadyUsed(Exception):
-    """Another request committed the same Idempotency-Key first."""
-
-
-def _first_response(principal: str, key: str) -> tuple[str, int, Any] | None:
-    """(fingerprint, status code, body) stored for ``(principal, key)``, or None.
-
-    In SQL rather than through the ORM: it runs before every keyed write, and building the
-    query would cost several times its execution.
-    """
-    meta = IdempotencyRecord._meta
-    with connection.cursor() as cur:
-        cur.execute(
-            f"SELECT request_fingerprint, status_code, response_body FROM {meta.db_table} "
-            "WHERE principal = %s AND key = %s",
-            [principal, key],
-        )
-        row = cur.fetchone()
-    if row is None:
-        return None
-    body = meta.get_field("response_body").from_db_value(row[2], None, connection)
-    return row[0], row[1], body
-
-
-def _record_first_response(principal: str, key: str, fingerprint: str, response: Response) -> bool:
-    """Store the response for ``(principal, key)``; False when another request stored one first.
-
-    ``INSERT … ON CONFLICT DO NOTHING RETURNING``: no savepoint and no exception on the race
-    (PostgreSQL waits for the other transaction holding the key, then sees its row).
-    """
-    body = json.loads(json.dumps(response.data, default=str))
-    meta = IdempotencyRecord._meta
-    with connection.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {meta.db_table} "
-            "(principal, key, request_fingerprint, status_code, response_body, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (principal, key) DO NOTHING RETURNING id",
-            [
-                principal,
-                key,
-                fingerprint,
-                response.status_code,
-                meta.get_field("response_body").get_db_prep_save(body, connection),
-                meta.get_field("created_at").get_db_prep_save(timezone.now(), connection),
-            ],
-        )
-        return cur.fetchone() is not None
+class KeyAlreadyUsed(Exception):
+    """Another request committed the same Idempotency-Key first (the action's work is undone)."""
 
 
 class IdempotencyMixin:
     """Runs every writing action once per ``Idempotency-Key``; a replay returns the first response.
 
-    The work and the record commit in one transaction, so two concurrent requests with the
-    same key cannot both write: the loser's work is rolled back and it replays.
+    The work and the record commit together, so two concurrent requests with the same key cannot
+    both write: the loser's work is rolled back and it replays. By default the record is written
+    after the action, in the action's transaction. An action listed in ``records_own_key`` writes
+    it itself, in the same statement as its work (the row is :meth:`key_record`), and raises
+    :class:`KeyAlreadyUsed` when the key was taken: no look-up before, no transaction around.
     """
+
+    records_own_key: frozenset[str] = frozenset()
+    _idempotency: tuple[str, str, str] | None = None  # (principal, key, fingerprint) of this request
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)  # authentication, roles, throttles first
@@ -248,23 +208,37 @@ class IdempotencyMixin:
         fingerprint = hashlib.sha256(
             f"{self.request.method} {self.request.path}\n{body}".encode()
         ).hexdigest()
+        self._idempotency = (principal, key, fingerprint)
 
-        existing = _first_response(principal, key)
-        if existing is None:
+        if self.action in self.records_own_key:
             try:
-                with transaction.atomic():
-                    response = compute()
-                    if 200 <= response.status_code < 300 and not _record_first_response(
-                        principal, key, fingerprint, response
-                    ):
-                        raise _KeyAlreadyUsed  # rolls this request's work back
-                    return response
-            except _KeyAlreadyUsed:
-                existing = _first_response(principal, key)
+                return compute()
+            except KeyAlreadyUsed:
+                existing = idempotency.first_response(principal, key)
+        else:
+            existing = idempotency.first_response(principal, key)
+            if existing is None:
+                try:
+                    with transaction.atomic():
+                        response = compute()
+                        if 200 <= response.status_code < 300 and not idempotency.claim(
+                            self.key_record(response)
+                        ):
+                            raise KeyAlreadyUsed  # rolls this request's work back
+                        return response
+                except KeyAlreadyUsed:
+                    existing = idempotency.first_response(principal, key)
         stored_fingerprint, status_code, body = existing
         if stored_fingerprint != fingerprint:
             raise domain.Conflict("This Idempotency-Key was already used with a different request.")
         return Response(body, status=status_code, headers={"Idempotent-Replayed": "true"})
+
+    def key_record(self, response: Response) -> dict | None:
+        """The Idempotency-Key record of ``response`` (None when the request has no key)."""
+        if self._idempotency is None:
+            return None
+        principal, key, fingerprint = self._idempotency
+        return idempotency.key_record(principal, key, fingerprint, response.status_code, response.data)
 
 
 # --- the base viewset -----------------------------------------------------------------------
@@ -426,6 +400,7 @@ class SeedRouter(SimpleRouter):
 
 __all__ = [
     "IdempotencyMixin",
+    "KeyAlreadyUsed",
     "ListMixin",
     "MerchantObjectPermission",
     "MolamViewSet",

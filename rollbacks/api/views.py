@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from molam_upgrades.api.schema import errors
-from molam_upgrades.api.viewsets import UUID_PATH, MolamViewSet, PageSerializer
+from molam_upgrades.api.viewsets import UUID_PATH, KeyAlreadyUsed, MolamViewSet, PageSerializer
 from molam_upgrades.choices import OPERATORS, READERS, REPORTERS, Role
 from molam_upgrades.exceptions import Forbidden, ValidationError
 
@@ -40,6 +40,7 @@ class UpgradeReportViewSet(MolamViewSet):
     queryset = UpgradeLog.objects.all()
     merchant_field = "merchant_id"
     roles = {"create": REPORTERS}
+    records_own_key = frozenset({"create"})
 
     @extend_schema(
         summary="Report an upgrade attempt",
@@ -47,8 +48,13 @@ class UpgradeReportViewSet(MolamViewSet):
         responses={201: UpgradeLogResponse},
     )
     def create(self, request):
-        log = services.record_upgrade(**self.validated(UpgradeReportSerializer))
-        return self.respond(UpgradeLogResponse, {"ok": True, "upgrade_log": log}, status=201)
+        log = services.new_upgrade_report(**self.validated(UpgradeReportSerializer))
+        # The response is known before the write, so the Idempotency-Key is claimed in the
+        # report's own statement (records_own_key): the hottest write costs one round trip.
+        response = self.respond(UpgradeLogResponse, {"ok": True, "upgrade_log": log}, status=201)
+        if services.store_report(log, key_record=self.key_record(response)) is None:
+            raise KeyAlreadyUsed
+        return response
 
 
 class RollbackViewSet(MolamViewSet):
