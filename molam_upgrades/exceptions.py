@@ -68,4 +68,20 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
-__all__ = ["Conflict", "DomainError", "Forbidden", "InvalidTransition", "NotFound", "ValidationError"]
+class ServiceUnavailable(DomainError):
+    """503: the write could not be confirmed in time; the caller may retry (same Idempotency-Key)."""
+
+    status_code = 503
+    default_message = "The service cannot confirm this write right now; retry."
+    code = "unavailable"
+
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "Forbidden",
+    "InvalidTransition",
+    "NotFound",
+    "ServiceUnavailable",
+    "ValidationError",
+]

@@ -273,6 +273,10 @@ API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=30)
 # once; a copy kept true by Redis CLIENT TRACKING, no round trip). N > 0: each process reuses
 # what it read for N seconds.
 API_REVOCATION_CHECK_SECONDS = env.float("API_REVOCATION_CHECK_SECONDS", default=0)
+# Upgrade reports received at the same moment share one statement and one commit (PostgreSQL;
+# rollbacks.report_writer). A request waits at most REPORT_WRITE_TIMEOUT_S for its commit (503).
+REPORT_GROUP_COMMIT = env.bool("REPORT_GROUP_COMMIT", default=True)
+REPORT_WRITE_TIMEOUT_S = env.float("REPORT_WRITE_TIMEOUT_S", default=30)
 
 # Base64 Ed25519 public key (the agent's release.public_key). When set, POST releases refuses
 # unsigned releases and signatures that do not verify over the package (rollouts/signing.py).

@@ -42,6 +42,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
 from molam_upgrades import idempotency
+from molam_upgrades.models import IdempotencyRecord
 from molam_upgrades.sira_rules import ERROR_STATUSES, SUCCESS, MerchantCounts, is_error, merchant_change
 
 from .models import (
@@ -81,15 +82,17 @@ def stripe_for(merchant_id: UUID) -> int:
 @dataclass(frozen=True)
 class CohortQuery:
     """``SELECT rollout_id, in_cohort`` for a report: one row, or none when the plugin has no
-    open rollout of the report's version started before it. ``params(plugin_name, version,
-    merchant_id, reported_at)`` gives its parameters.
+    open rollout of the report's version started before it.
 
-    Provided by ``rollouts`` from its AppConfig.ready(): rollouts own cohorts and depend on this
-    app, never the other way round.
+    ``template`` has the slots ``{bucket}``, ``{plugin_name}``, ``{version}``, ``{reported_at}``
+    and takes ``states`` as parameters; ``bucket(plugin_name, version, merchant_id)`` is the
+    merchant's bucket. Provided by ``rollouts`` from its AppConfig.ready(): rollouts own cohorts
+    and depend on this app, never the other way round.
     """
 
-    sql: str
-    params: Callable[[str, str, UUID, datetime], list]
+    template: str
+    states: tuple[str, ...]
+    bucket: Callable[[str, str, UUID], int]
 
 
 _cohort_query: CohortQuery | None = None
@@ -101,16 +104,23 @@ def set_cohort_query(query: CohortQuery) -> None:
     _store_statement.cache_clear()
 
 
-def _cohort_params(report: UpgradeLog) -> list:
-    return _cohort_query.params(report.plugin_name, report.to_version, report.merchant_id, report.created_at)
-
-
 def stamp_report(report: UpgradeLog) -> None:
     """Record which rollout a new report belongs to, and whether its merchant was in the cohort."""
     row = None
-    if _cohort_query is not None:
+    query = _cohort_query
+    if query is not None:
+        sql = query.template.format(bucket="%s", plugin_name="%s", version="%s", reported_at="%s")
         with connection.cursor() as cur:
-            cur.execute(_cohort_query.sql, _cohort_params(report))
+            cur.execute(
+                sql,
+                [
+                    query.bucket(report.plugin_name, report.to_version, report.merchant_id),
+                    report.plugin_name,
+                    *query.states,
+                    report.to_version,
+                    connection.ops.adapt_datetimefield_value(report.created_at),
+                ],
+            )
             row = cur.fetchone()
     report.rollout_id, report.in_cohort = (row[0], bool(row[1])) if row else (None, None)
 
@@ -207,7 +217,7 @@ def _upsert_add(table: str, key: dict, deltas: dict[str, int]) -> None:
         )
 
 
-# --- per rollout: the whole write in one statement (PostgreSQL) ---------------------------------
+# --- per rollout: many reports in one statement (PostgreSQL) -------------------------------------
 
 
 def store_counted(report: UpgradeLog, key_record: dict | None = None) -> bool:
@@ -215,89 +225,132 @@ def store_counted(report: UpgradeLog, key_record: dict | None = None) -> bool:
     ``key_record`` (an ``api_idempotency_records`` row), claim that Idempotency-Key in it too.
 
     Returns False, having written nothing, when the key was already recorded: the caller replays
-    the first response. Same rows as :func:`stamp_report` + insert + :func:`count_report` (the
-    portable path, which SQLite takes; ``tests/rollbacks/test_store_statement.py`` runs both on
-    the same reports and compares every row).
+    the first response. :func:`store_batch` of one report.
+    """
+    return store_batch([(report, key_record)])[0]
+
+
+def store_batch(items: list[tuple[UpgradeLog, dict | None]]) -> list[bool]:
+    """PostgreSQL: store, stamp and count several new reports in **one statement**, each claiming
+    its Idempotency-Key (``key_record``, or None); for each, False when its key was already
+    recorded (that report is not written).
+
+    Same rows as :func:`stamp_report` + insert + :func:`count_report` per report (the portable
+    path, which SQLite takes; ``tests/rollbacks/test_store_statement.py`` runs both on the same
+    reports and compares every row). No merchant and no key may appear twice in one call: the
+    outcome upsert can touch a row once per statement (``rollbacks.report_writer`` splits).
 
     Why one statement: a report is the control plane's hottest write (every merchant's plugin
     sends one per upgrade). As separate statements it took nine round trips (look-up of the key,
-    BEGIN, cohort, insert, outcome, counters, key, COMMIT), and each costs the database its
+    BEGIN, cohort, insert, outcome, counters, key, COMMIT), each costing the database its
     per-statement overhead and the web worker a driver call. Data-modifying CTEs chain them in
-    one: a statement is atomic on its own (autocommit), so no BEGIN/COMMIT either. The merchant
-    count rule of :func:`molam_upgrades.sira_rules.merchant_change` is written as SQL here
-    (``_COUNT_DELTAS``), from the same status sets.
+    one statement, atomic on its own (autocommit), and many reports share it: the database's cost
+    per statement and per commit is then paid once per batch. Rows are locked in one order
+    (outcomes by rollout and merchant, then counter stripes), so two batches cannot deadlock.
+    The merchant count rule of :func:`molam_upgrades.sira_rules.merchant_change` is written as
+    SQL here (``_COUNT_DELTAS``), from the same status sets.
     """
-    sql, fields = _store_statement(key_record is not None)
-    params = []
-    if key_record is not None:
-        params += [key_record[c] for c in idempotency.COLUMNS]
-    params += _cohort_params(report) if _cohort_query is not None else []
-    params += [f.get_db_prep_save(f.pre_save(report, True), connection) for f in fields]
-    params += _outcome_params(report)
-    params += [stripe_for(report.merchant_id), report.status, *_STATUS_PARAMS]
+    sql, fields = _store_statement(len(items))
+    query = _cohort_query
+    params: list = []
+    for n, (report, key_record) in enumerate(items):
+        params.append(n)
+        params += [key_record[c] for c in idempotency.COLUMNS] if key_record else _NO_KEY
+        params.append(query.bucket(report.plugin_name, report.to_version, report.merchant_id) if query else 0)
+        params.append(stripe_for(report.merchant_id))
+        params += [f.get_db_prep_save(f.pre_save(report, True), connection) for f in fields]
+    params += [*query.states] if query else []
+    params += _STATUS_PARAMS
     with connection.cursor() as cur:
         cur.execute(sql, params)
-        claimed, report.rollout_id, report.in_cohort = cur.fetchone()
-    if not claimed:
-        return False
-    report._state.adding = False
-    report._state.db = connection.alias
-    return True
+        results = {
+            n: (claimed, rollout_id, in_cohort) for n, claimed, rollout_id, in_cohort in cur.fetchall()
+        }
+    stored = []
+    for n, (report, _) in enumerate(items):
+        claimed, report.rollout_id, report.in_cohort = results[n]
+        if claimed:
+            report._state.adding = False
+            report._state.db = connection.alias
+        stored.append(claimed)
+    return stored
 
 
+_NO_KEY = [None] * len(idempotency.COLUMNS)
 _ERRORS = sorted(ERROR_STATUSES)
 _IS_ERROR = f"IN ({', '.join(['%s'] * len(_ERRORS))})"
 # merchant_change(previous, latest) as SQL (previous_status is null when the outcome row is new,
-# reports = 1); one expression per counter of COUNTERS, in its order. ``r`` is the stored report,
-# ``o`` its merchant's outcome after the upsert (no row outside the cohort).
+# reports = 1); one sum per counter of COUNTERS, in its order. ``r`` is a stored report, ``o``
+# its merchant's outcome after the upsert (no row outside the cohort).
 _COUNT_DELTAS = (
-    "CASE WHEN r.in_cohort THEN 1 ELSE 0 END, "
-    f"CASE WHEN r.in_cohort AND %s {_IS_ERROR} THEN 1 ELSE 0 END, "
-    "CASE WHEN o.reports = 1 THEN 1 ELSE 0 END, "
-    f"CASE WHEN o.status {_IS_ERROR} THEN 1 ELSE 0 END "
-    f"- CASE WHEN o.previous_status {_IS_ERROR} THEN 1 ELSE 0 END, "
-    "CASE WHEN o.status = %s THEN 1 ELSE 0 END "
-    "- CASE WHEN o.previous_status = %s THEN 1 ELSE 0 END, "
-    "CASE WHEN r.in_cohort THEN 0 ELSE 1 END"
+    "SUM(CASE WHEN r.in_cohort THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN r.in_cohort AND r.status {_IS_ERROR} THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN o.reports = 1 THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN o.status {_IS_ERROR} THEN 1 ELSE 0 END "
+    f"- CASE WHEN o.previous_status {_IS_ERROR} THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN o.status = %s THEN 1 ELSE 0 END "
+    "- CASE WHEN o.previous_status = %s THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN r.in_cohort THEN 0 ELSE 1 END)"
 )
-# The parameters _COUNT_DELTAS takes after the report's status, in order of appearance.
+# The parameters _COUNT_DELTAS takes, in order of appearance.
 _STATUS_PARAMS = [*_ERRORS, *_ERRORS, *_ERRORS, SUCCESS, SUCCESS]
 
 
-@functools.cache
-def _store_statement(with_key: bool) -> tuple[str, tuple]:
-    log_table = UpgradeLog._meta.db_table
+@functools.lru_cache(maxsize=64)
+def _store_statement(size: int) -> tuple[str, tuple]:
+    """The statement of :func:`store_batch` for ``size`` reports, and the report fields it takes."""
+    quote = connection.ops.quote_name
     fields = tuple(
         f for f in UpgradeLog._meta.concrete_fields if f.attname not in ("rollout_id", "in_cohort")
     )
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    claim = ""
-    if with_key:
-        claim = f"claim AS ({idempotency.CLAIM_SQL}), "
+    key_fields = [IdempotencyRecord._meta.get_field(c) for c in idempotency.COLUMNS]
+    # Each input value is cast to its column's type: in VALUES, a NULL or a quoted literal would
+    # otherwise be read as text.
+    casts = [
+        "%s::integer",
+        *(f"%s::{f.db_type(connection)}" for f in key_fields),
+        "%s::integer",
+        "%s::integer",
+        *(f"%s::{f.db_type(connection)}" for f in fields),
+    ]
+    row = f"({', '.join(casts)})"
+    report_columns = [f.column for f in fields]
+    input_columns = ["n", *(f"key_{c}" for c in idempotency.COLUMNS), "bucket", "stripe", *report_columns]
+    query = _cohort_query
     cohort = (
-        f"cohort AS ({_cohort_query.sql}), "
-        if _cohort_query is not None
-        else "cohort AS (SELECT NULL::bigint AS rollout_id, NULL::boolean AS in_cohort WHERE false), "
+        query.template.format(
+            bucket="i.bucket", plugin_name="i.plugin_name", version="i.to_version", reported_at="i.created_at"
+        )
+        if query
+        else "SELECT NULL::bigint AS rollout_id, NULL::boolean AS in_cohort WHERE false"
     )
+    log_table = quote(UpgradeLog._meta.db_table)
+    key_table = quote(IdempotencyRecord._meta.db_table)
     sql = (
-        f"WITH {claim}{cohort}"
-        f"report AS (INSERT INTO {log_table} ({columns}, rollout_id, in_cohort) "
-        f"SELECT {', '.join(['%s'] * len(fields))}, "
-        "(SELECT rollout_id FROM cohort), (SELECT in_cohort FROM cohort) "
-        f"{'WHERE EXISTS (SELECT 1 FROM claim) ' if with_key else ''}"
-        "RETURNING rollout_id, in_cohort), "
+        f"WITH input ({', '.join(quote(c) for c in input_columns)}) AS (VALUES {', '.join([row] * size)}), "
+        f"claim AS (INSERT INTO {key_table} ({', '.join(idempotency.COLUMNS)}) "
+        f"SELECT {', '.join(f'key_{c}' for c in idempotency.COLUMNS)} FROM input WHERE key_key IS NOT NULL "
+        "ORDER BY key_principal, key_key "
+        "ON CONFLICT (principal, key) DO NOTHING RETURNING principal, key), "
+        "stamped AS (SELECT i.*, c.rollout_id, c.in_cohort FROM input i "
+        f"LEFT JOIN LATERAL ({cohort}) c ON true "
+        "WHERE i.key_key IS NULL OR EXISTS "
+        "(SELECT 1 FROM claim k WHERE k.principal = i.key_principal AND k.key = i.key_key)), "
+        f"report AS (INSERT INTO {log_table} ({', '.join(quote(c) for c in report_columns)}, rollout_id, in_cohort) "
+        f"SELECT {', '.join(quote(c) for c in report_columns)}, rollout_id, in_cohort FROM stamped "
+        "RETURNING id, merchant_id, status, created_at, rollout_id, in_cohort), "
         "outcome AS (INSERT INTO rollout_merchant_outcomes AS o "
         "(rollout_id, merchant_id, status, report_id, reported_at, reports) "
-        f"SELECT rollout_id, %s, %s, %s, %s, 1 FROM report WHERE in_cohort {_OUTCOME_UPSERT}), "
+        "SELECT rollout_id, merchant_id, status, id, created_at, 1 FROM report WHERE in_cohort "
+        f"ORDER BY rollout_id, merchant_id {_OUTCOME_UPSERT.replace('RETURNING ', 'RETURNING rollout_id, merchant_id, ')}), "
         "counts AS (INSERT INTO rollout_report_counts AS c "
         f"(rollout_id, stripe, {', '.join(COUNTERS)}) "
-        f"SELECT r.rollout_id, %s, {_COUNT_DELTAS} FROM report r LEFT JOIN outcome o ON true "
-        "WHERE r.rollout_id IS NOT NULL ON CONFLICT (rollout_id, stripe) DO UPDATE SET "
+        f"SELECT r.rollout_id, i.stripe, {_COUNT_DELTAS} FROM report r JOIN input i ON i.id = r.id "
+        "LEFT JOIN outcome o ON o.rollout_id = r.rollout_id AND o.merchant_id = r.merchant_id "
+        "WHERE r.rollout_id IS NOT NULL GROUP BY r.rollout_id, i.stripe ORDER BY r.rollout_id, i.stripe "
+        "ON CONFLICT (rollout_id, stripe) DO UPDATE SET "
         + ", ".join(f"{c} = c.{c} + excluded.{c}" for c in COUNTERS)
-        + ") SELECT "
-        + ("EXISTS (SELECT 1 FROM claim)" if with_key else "true")
-        + ", (SELECT rollout_id FROM report), (SELECT in_cohort FROM report)"
+        + ") SELECT i.n, s.id IS NOT NULL, s.rollout_id, s.in_cohort FROM input i LEFT JOIN stamped s ON s.n = i.n"
     )
     return sql, fields
 

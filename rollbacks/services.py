@@ -16,7 +16,7 @@ from molam_upgrades.choices import AlertSeverity
 from molam_upgrades.exceptions import Conflict, InvalidTransition
 from molam_upgrades.models import AuditEntry
 
-from . import aggregates, approvals
+from . import aggregates, approvals, report_writer
 from .choices import CLOSED_APPROVAL_STATES, RollbackStatus, RollbackTrigger, UpgradeStatus
 from .models import FLEET_MERCHANT_ID, RollbackHistory, UpgradeLog
 
@@ -60,12 +60,17 @@ def store_report(report: UpgradeLog, key_record: dict | None = None) -> UpgradeL
     Idempotency-Key record for the response), the key is claimed in the same write; None is
     returned, and nothing written, when that key was recorded first.
 
-    On PostgreSQL this is one statement (``aggregates.store_counted``); elsewhere (the embedded
-    SQLite default) :func:`store_report_in_steps`.
+    On PostgreSQL this is one statement (``aggregates.store_batch``), shared with the reports that
+    arrive at the same moment when called outside a transaction (``report_writer``, group
+    commit); elsewhere (the embedded SQLite default) :func:`store_report_in_steps`.
     """
-    if connection.vendor == "postgresql":
-        return report if aggregates.store_counted(report, key_record) else None
-    return store_report_in_steps(report, key_record)
+    if report_writer.enabled():
+        stored = report_writer.store(report, key_record)
+    elif connection.vendor == "postgresql":
+        stored = aggregates.store_counted(report, key_record)
+    else:
+        return store_report_in_steps(report, key_record)
+    return report if stored else None
 
 
 def store_report_in_steps(report: UpgradeLog, key_record: dict | None = None) -> UpgradeLog | None:

@@ -12,6 +12,7 @@ class RolloutsConfig(AppConfig):
         from rollbacks.aggregates import CohortQuery, set_cohort_query
 
         from . import cohort, demo, metrics, monitoring
+        from .choices import OPEN_STATES
 
         registry.register_api_urls("rollouts.api.urls")
         registry.register_page_urls("rollouts.urls")
@@ -20,4 +21,4 @@ class RolloutsConfig(AppConfig):
         registry.register_readiness_check("sira", monitoring.readiness, body_key="sira")
         registry.register_demo_data("rollouts", demo.seed, order=20)
         # Upgrade reports (owned by rollbacks) are stamped with the rollout and cohort they belong to.
-        set_cohort_query(CohortQuery(cohort.REPORT_COHORT_SQL, cohort.report_cohort_params))
+        set_cohort_query(CohortQuery(cohort.REPORT_COHORT_TEMPLATE, OPEN_STATES, cohort.bucket_for))

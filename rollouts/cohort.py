@@ -12,12 +12,10 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 
 from molam_upgrades.versions import Version
@@ -138,17 +136,6 @@ def _load_shared(plugin_name: str) -> OpenRollout | None:
     return snapshot
 
 
-def report_cohort_params(plugin_name: str, version: str, merchant_id: UUID, reported_at: datetime) -> list:
-    """Parameters of :data:`REPORT_COHORT_SQL` for a new upgrade report."""
-    return [
-        bucket_for(plugin_name, version, merchant_id),
-        plugin_name,
-        *OPEN_STATES,
-        version,
-        connection.ops.adapt_datetimefield_value(reported_at),
-    ]
-
-
 # The rollout a new upgrade report belongs to, and whether its merchant is in the cohort: one row
 # (rollout_id, in_cohort), or none when the plugin's newest open rollout (``Meta.ordering``) is of
 # another version or started after the report (the report then counts nowhere).
@@ -156,13 +143,16 @@ def report_cohort_params(plugin_name: str, version: str, merchant_id: UUID, repo
 # Read from the database, not the decision cache: a report must be judged against the rollout as
 # it is now. Only the bucket is checked (``percentage * 100 > bucket`` is :func:`selected`): a
 # report carries no country or tier, so a geo or tier rollout counts every merchant of its
-# percentage that reports. SQL rather than the ORM, built once: it runs for every report, alone
-# (``rollbacks.aggregates.stamp_report``) or inside the report's single statement on PostgreSQL.
-REPORT_COHORT_SQL = (
-    "SELECT r.id AS rollout_id, r.rollout_percentage * 100 > %s AS in_cohort FROM ("
+# percentage that reports. SQL rather than the ORM, built once: it runs for every report.
+#
+# A template: ``{bucket}``, ``{plugin_name}``, ``{version}`` and ``{reported_at}`` are filled with
+# placeholders for one report or with columns for many (``rollbacks.aggregates``); the open
+# states are parameters (``OPEN_STATES``).
+REPORT_COHORT_TEMPLATE = (
+    "SELECT r.id AS rollout_id, r.rollout_percentage * 100 > {bucket} AS in_cohort FROM ("
     f"SELECT id, version, rollout_percentage, created_at FROM {Rollout._meta.db_table} "
-    f"WHERE plugin_name = %s AND status IN ({', '.join(['%s'] * len(OPEN_STATES))}) "
-    "ORDER BY created_at DESC, id DESC LIMIT 1) r WHERE r.version = %s AND r.created_at <= %s"
+    f"WHERE plugin_name = {{plugin_name}} AND status IN ({', '.join(['%s'] * len(OPEN_STATES))}) "
+    "ORDER BY created_at DESC, id DESC LIMIT 1) r WHERE r.version = {version} AND r.created_at <= {reported_at}"
 )
 
 

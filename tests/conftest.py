@@ -59,6 +59,16 @@ def _fresh_token_cache():
 
 
 @pytest.fixture(autouse=True)
+def _stop_report_writer():
+    """A test that wrote reports outside a transaction started this process's report writer: stop
+    it, so its connection is closed before tables are flushed or the test database dropped."""
+    yield
+    from rollbacks import report_writer
+
+    report_writer.stop()
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
 

@@ -1,5 +1,6 @@
-"""PostgreSQL's single-statement report write (``aggregates.store_counted``) writes exactly the rows
-of the portable path (``services.store_report_in_steps``, the embedded SQLite default's)."""
+"""PostgreSQL's single-statement report write (``aggregates.store_batch``), for one report or a
+group, writes exactly the rows of the portable path (``services.store_report_in_steps``, the
+embedded SQLite default's)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from molam_upgrades import idempotency
 from molam_upgrades.models import IdempotencyRecord
-from rollbacks import services
+from rollbacks import aggregates, report_writer, services
 from rollbacks.aggregates import verify_aggregates
 from rollbacks.models import RolloutMerchantOutcome, RolloutReportCounts, UpgradeLog
 from tests.factories import RolloutFactory
@@ -48,14 +49,37 @@ def scenario(seed: int) -> list[dict]:
     return reports
 
 
-def write_all(reports: list[dict], store) -> dict:
-    """Store every report through ``store`` and return every row the writes produced."""
+def items(reports: list[dict]) -> list[tuple[UpgradeLog, dict]]:
+    return [
+        (
+            UpgradeLog(**{k: v for k, v in report.items() if k != "key"}),
+            idempotency.key_record("plugin:test", report["key"], "fp", 201, {"id": str(report["id"])}),
+        )
+        for report in reports
+    ]
+
+
+def one_by_one(store):
+    def write(reports: list[dict]) -> list:
+        return [log.pk for log, record in items(reports) if store(log, record) is None]
+
+    return write
+
+
+def in_groups(reports: list[dict]) -> list:
+    """Groups of up to 16 as the report writer makes them (no merchant or key twice in one)."""
     refused = []
-    for report in reports:
-        fields = {k: v for k, v in report.items() if k != "key"}
-        record = idempotency.key_record("plugin:test", report["key"], "fp", 201, {"id": str(report["id"])})
-        if store(UpgradeLog(**fields), record) is None:
-            refused.append(report["id"])
+    pending = [(log, record, None) for log, record in items(reports)]
+    for start in range(0, len(pending), 16):
+        for statement in report_writer.split(pending[start : start + 16]):
+            stored = aggregates.store_batch([(log, record) for log, record, _ in statement])
+            refused += [log.pk for (log, _, _), ok in zip(statement, stored, strict=True) if not ok]
+    return refused
+
+
+def write_all(reports: list[dict], write) -> dict:
+    """Store every report through ``write`` and return every row the writes produced."""
+    refused = sorted(write(reports))
     return {
         "refused": refused,
         "reports": sorted(UpgradeLog.objects.values_list("id", "rollout_id", "in_cohort")),
@@ -91,12 +115,12 @@ class _Undo(Exception):
     pass
 
 
-def rows_after(reports: list[dict], store) -> dict:
+def rows_after(reports: list[dict], write) -> dict:
     """``write_all`` in a transaction that is then rolled back (the next run starts equal)."""
     result = {}
     try:
         with transaction.atomic():
-            result = write_all(reports, store)
+            result = write_all(reports, write)
             raise _Undo
     except _Undo:
         pass
@@ -104,7 +128,7 @@ def rows_after(reports: list[dict], store) -> dict:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_single_statement_writes_the_rows_of_the_portable_path(seed):
+def test_one_statement_alone_or_grouped_writes_the_rows_of_the_portable_path(seed):
     RolloutFactory(
         plugin_name="woocommerce",
         version="4.0.0",
@@ -112,11 +136,13 @@ def test_single_statement_writes_the_rows_of_the_portable_path(seed):
         created_at=timezone.now() - timedelta(minutes=3),
     )
     reports = scenario(seed)
-    one_statement = rows_after(reports, services.store_report)
-    in_steps = rows_after(reports, services.store_report_in_steps)
+    one_statement = rows_after(reports, one_by_one(services.store_report))
+    in_steps = rows_after(reports, one_by_one(services.store_report_in_steps))
+    grouped = rows_after(reports, in_groups)
 
     assert connection.vendor == "postgresql"
     assert one_statement == in_steps
+    assert grouped == in_steps
     assert one_statement["verify"] == []
     assert len(one_statement["refused"]) == 20
     stamped = [r for r in one_statement["reports"] if r[1] is not None]
