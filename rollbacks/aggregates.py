@@ -33,6 +33,7 @@ cost is bounded by the window, not by the history.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -250,15 +251,21 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]]) -> list[bool]:
     The merchant count rule of :func:`molam_upgrades.sira_rules.merchant_change` is written as
     SQL here (``_COUNT_DELTAS``), from the same status sets.
     """
-    sql, fields = _store_statement(len(items))
+    sql, fields = _store_statement()
     query = _cohort_query
-    params: list = []
+    rows = []
     for n, (report, key_record) in enumerate(items):
-        params.append(n)
-        params += [key_record[c] for c in idempotency.COLUMNS] if key_record else _NO_KEY
-        params.append(query.bucket(report.plugin_name, report.to_version, report.merchant_id) if query else 0)
-        params.append(stripe_for(report.merchant_id))
-        params += [f.get_db_prep_save(f.pre_save(report, True), connection) for f in fields]
+        rows.append(
+            [
+                n,
+                *(_key_values(key_record) if key_record else _NO_KEY),
+                query.bucket(report.plugin_name, report.to_version, report.merchant_id) if query else 0,
+                stripe_for(report.merchant_id),
+                *(f.get_db_prep_save(f.pre_save(report, True), connection) for f in fields),
+            ]
+        )
+    # One array per column (unnest): the statement is the same text whatever the number of reports.
+    params: list = [list(column) for column in zip(*rows, strict=True)]
     params += [*query.states] if query else []
     params += _STATUS_PARAMS
     with connection.cursor() as cur:
@@ -277,6 +284,15 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]]) -> list[bool]:
 
 
 _NO_KEY = [None] * len(idempotency.COLUMNS)
+
+
+def _key_values(key_record: dict) -> list:
+    # The response body goes in as JSON text (an array of jsonb adapters has no literal form).
+    return [
+        json.dumps(key_record[c].obj) if c == "response_body" else key_record[c] for c in idempotency.COLUMNS
+    ]
+
+
 _ERRORS = sorted(ERROR_STATUSES)
 _IS_ERROR = f"IN ({', '.join(['%s'] * len(_ERRORS))})"
 # merchant_change(previous, latest) as SQL (previous_status is null when the outcome row is new,
@@ -296,24 +312,18 @@ _COUNT_DELTAS = (
 _STATUS_PARAMS = [*_ERRORS, *_ERRORS, *_ERRORS, SUCCESS, SUCCESS]
 
 
-@functools.lru_cache(maxsize=64)
-def _store_statement(size: int) -> tuple[str, tuple]:
-    """The statement of :func:`store_batch` for ``size`` reports, and the report fields it takes."""
+@functools.cache
+def _store_statement() -> tuple[str, tuple]:
+    """The statement of :func:`store_batch`, and the report fields it takes."""
     quote = connection.ops.quote_name
     fields = tuple(
         f for f in UpgradeLog._meta.concrete_fields if f.attname not in ("rollout_id", "in_cohort")
     )
-    key_fields = [IdempotencyRecord._meta.get_field(c) for c in idempotency.COLUMNS]
-    # Each input value is cast to its column's type: in VALUES, a NULL or a quoted literal would
-    # otherwise be read as text.
-    casts = [
-        "%s::integer",
-        *(f"%s::{f.db_type(connection)}" for f in key_fields),
-        "%s::integer",
-        "%s::integer",
-        *(f"%s::{f.db_type(connection)}" for f in fields),
+    key_types = [
+        "text" if c == "response_body" else IdempotencyRecord._meta.get_field(c).db_type(connection)
+        for c in idempotency.COLUMNS
     ]
-    row = f"({', '.join(casts)})"
+    arrays = ["integer", *key_types, "integer", "integer", *(f.db_type(connection) for f in fields)]
     report_columns = [f.column for f in fields]
     input_columns = ["n", *(f"key_{c}" for c in idempotency.COLUMNS), "bucket", "stripe", *report_columns]
     query = _cohort_query
@@ -327,9 +337,11 @@ def _store_statement(size: int) -> tuple[str, tuple]:
     log_table = quote(UpgradeLog._meta.db_table)
     key_table = quote(IdempotencyRecord._meta.db_table)
     sql = (
-        f"WITH input ({', '.join(quote(c) for c in input_columns)}) AS (VALUES {', '.join([row] * size)}), "
+        f"WITH input ({', '.join(quote(c) for c in input_columns)}) AS "
+        f"(SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in arrays)})), "
         f"claim AS (INSERT INTO {key_table} ({', '.join(idempotency.COLUMNS)}) "
-        f"SELECT {', '.join(f'key_{c}' for c in idempotency.COLUMNS)} FROM input WHERE key_key IS NOT NULL "
+        f"SELECT {', '.join(f'key_{c}::jsonb' if c == 'response_body' else f'key_{c}' for c in idempotency.COLUMNS)} "
+        "FROM input WHERE key_key IS NOT NULL "
         "ORDER BY key_principal, key_key "
         "ON CONFLICT (principal, key) DO NOTHING RETURNING principal, key), "
         "stamped AS (SELECT i.*, c.rollout_id, c.in_cohort FROM input i "
