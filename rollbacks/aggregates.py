@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from uuid import UUID
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
@@ -231,7 +232,7 @@ def store_counted(report: UpgradeLog, key_record: dict | None = None) -> bool:
     return store_batch([(report, key_record)])[0]
 
 
-def store_batch(items: list[tuple[UpgradeLog, dict | None]]) -> list[bool]:
+def store_batch(items: list[tuple[UpgradeLog, dict | None]], *, prepared: bool = False) -> list[bool]:
     """PostgreSQL: store, stamp and count several new reports in **one statement**, each claiming
     its Idempotency-Key (``key_record``, or None); for each, False when its key was already
     recorded (that report is not written).
@@ -250,6 +251,10 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]]) -> list[bool]:
     (outcomes by rollout and merchant, then counter stripes), so two batches cannot deadlock.
     The merchant count rule of :func:`molam_upgrades.sira_rules.merchant_change` is written as
     SQL here (``_COUNT_DELTAS``), from the same status sets.
+
+    ``prepared`` (autocommit only, the report writer's connection): run it as a prepared
+    statement. Planning this statement costs the database about twice what running it costs for
+    one report (~0.7 of ~1 ms here); a prepared statement is planned once per connection.
     """
     sql, fields = _store_statement()
     query = _cohort_query
@@ -268,11 +273,8 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]]) -> list[bool]:
     params: list = [list(column) for column in zip(*rows, strict=True)]
     params += [*query.states] if query else []
     params += _STATUS_PARAMS
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        results = {
-            n: (claimed, rollout_id, in_cohort) for n, claimed, rollout_id, in_cohort in cur.fetchall()
-        }
+    rows = _execute_prepared(sql, params) if prepared else _execute(sql, params)
+    results = {n: (claimed, rollout_id, in_cohort) for n, claimed, rollout_id, in_cohort in rows}
     stored = []
     for n, (report, _) in enumerate(items):
         claimed, report.rollout_id, report.in_cohort = results[n]
@@ -281,6 +283,33 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]]) -> list[bool]:
             report._state.db = connection.alias
         stored.append(claimed)
     return stored
+
+
+def _execute(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _execute_prepared(sql: str, params: list) -> list[tuple]:
+    """``sql`` as a prepared statement of this connection, its parameters sent apart (Django's
+    client-side cursor can do neither). Errors are Django's, as from its own cursor."""
+    with connection.cursor(), connection.wrap_database_errors:  # health check, connection
+        raw = connection.connection
+        # psycopg prepares only on a connection with a threshold; Django's has none (never
+        # prepare), and keeps it for every other statement.
+        threshold, raw.prepare_threshold = raw.prepare_threshold, 1 << 30
+        try:
+            with psycopg.Cursor(raw) as cur:
+                cur.execute(sql, params, prepare=True)
+                return cur.fetchall()
+        except psycopg.errors.InvalidSqlStatementName:
+            # The server forgot it (DISCARD ALL, a connection pooler): nothing ran. Run it plain,
+            # and take a new connection next time (psycopg would still think it prepared).
+            connection.close_at = 0
+        finally:
+            raw.prepare_threshold = threshold
+    return _execute(sql, params)
 
 
 _NO_KEY = [None] * len(idempotency.COLUMNS)

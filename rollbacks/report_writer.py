@@ -140,7 +140,9 @@ def write_statement(items: list[_Item]) -> None:
     # next query then checks it with CONN_HEALTH_CHECKS).
     connection.close_if_unusable_or_obsolete()
     try:
-        stored = aggregates.store_batch([(report, key_record) for report, key_record, _ in items])
+        stored = aggregates.store_batch(
+            [(report, key_record) for report, key_record, _ in items], prepared=True
+        )
     except Exception as error:  # noqa: BLE001 - it goes to the request(s) that sent the report(s)
         if len(items) > 1:  # each report alone, so one cannot fail the others
             logger.warning("a group of %d reports failed; writing each alone", len(items), exc_info=True)

@@ -146,3 +146,28 @@ def test_a_report_not_confirmed_in_time_is_a_503_and_its_replay_returns_it(setti
     assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
     assert UpgradeLog.objects.count() == 1
     assert replay.json()["upgrade_log"]["id"] == str(UpgradeLog.objects.get().pk)
+
+
+def test_a_prepared_statement_the_server_forgot_is_run_plain_and_the_connection_renewed():
+    """DISCARD ALL (or a connection pooler) drops the server's prepared statements: the report is
+    still written, once, and the next statement runs on a new connection, prepared again."""
+    RolloutFactory(plugin_name="woocommerce", version="4.0.0", rollout_percentage=100)
+    first = item(uuid.uuid4(), "p1")
+    report_writer.write_statement([first])
+    assert first[2].result(timeout=0) is True
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cur.fetchone()[0] == 1
+        cur.execute("DISCARD ALL")
+    backend = connection.connection.info.backend_pid
+
+    second = item(uuid.uuid4(), "p2")
+    report_writer.write_statement([second])
+    assert second[2].result(timeout=0) is True
+    third = item(uuid.uuid4(), "p3")
+    report_writer.write_statement([third])
+    assert third[2].result(timeout=0) is True
+
+    assert connection.connection.info.backend_pid != backend
+    assert UpgradeLog.objects.count() == 3
+    assert verify_aggregates() == []
