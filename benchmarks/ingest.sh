@@ -3,11 +3,11 @@
 # credentials (each its own merchant, each under its throttle), all reporting on one rollout,
 # through the production server (granian). Afterwards every report must be stored once and the
 # rollout aggregates must equal a recount from the raw rows (manage.py rebuild_aggregates --verify).
-# Knobs: THREADS CONNS DURATION WARMUP WORKERS GTHREADS CREDENTIALS AS_DEPLOYED AS_DEPLOYED
+# Knobs: THREADS CONNS DURATION WARMUP WORKERS GTHREADS CREDENTIALS AS_DEPLOYED
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2} CONNS=${CONNS:-50} DURATION=${DURATION:-20s} WARMUP=${WARMUP:-5s}
-WORKERS=${WORKERS:-2} GTHREADS=${GTHREADS:-8} CREDENTIALS=${CREDENTIALS:-200}
+WORKERS=${WORKERS:-2} GTHREADS=${GTHREADS:-4} CREDENTIALS=${CREDENTIALS:-200}
 BIN=.venv/bin
 OUT=${OUT:-var/bench/ingest-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
@@ -17,11 +17,6 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 DB=${INGEST_DB:-molam_ingest}
 export DEBUG=0 SECRET_KEY=bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz METRICS_TOKEN=bench-metrics ALLOWED_HOSTS=127.0.0.1,localhost
 export SECURE_SSL_REDIRECT=0 SESSION_COOKIE_SECURE=0 CSRF_COOKIE_SECURE=0 LOG_LEVEL=WARNING
-# AS_DEPLOYED=1: the JSON access log and the multiprocess request metrics on, as bin/start-web runs.
-if [ "${AS_DEPLOYED:-0}" = 1 ]; then
-  export LOG_LEVEL=INFO LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR="$OUT/prometheus"
-  mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-fi
 # AS_DEPLOYED=1: the JSON access log and the multiprocess request metrics on, as bin/start-web runs.
 if [ "${AS_DEPLOYED:-0}" = 1 ]; then
   export LOG_LEVEL=INFO LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR="$OUT/prometheus"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2} CONNS=${CONNS:-50} DURATION=${DURATION:-20s} WARMUP=${WARMUP:-5s}
-WORKERS=${WORKERS:-2} GTHREADS=${GTHREADS:-8} WORKER_CLASS=${WORKER_CLASS:-sync} PORT=${PORT:-8765}
+WORKERS=${WORKERS:-2} GTHREADS=${GTHREADS:-4} WORKER_CLASS=${WORKER_CLASS:-sync} PORT=${PORT:-8765}
 BIN=.venv/bin
 OUT=${OUT:-var/bench/should-upgrade-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUT"
