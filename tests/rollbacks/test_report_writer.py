@@ -171,3 +171,21 @@ def test_a_prepared_statement_the_server_forgot_is_run_plain_and_the_connection_
     assert connection.connection.info.backend_pid != backend
     assert UpgradeLog.objects.count() == 3
     assert verify_aggregates() == []
+
+
+def test_reports_go_on_after_the_writers_connection_is_killed():
+    """The database drops the writer's connection (a restart, a failover, an admin's
+    pg_terminate_backend): the next report is still written, on a new connection."""
+    RolloutFactory(plugin_name="woocommerce", version="4.0.0", rollout_percentage=100)
+    assert services.store_report(report(uuid.uuid4())) is not None  # starts the writer
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )
+        assert any(killed for (killed,) in cur.fetchall())
+
+    for _ in range(3):
+        assert services.store_report(report(uuid.uuid4())) is not None
+    assert UpgradeLog.objects.count() == 4
+    assert verify_aggregates() == []
