@@ -177,13 +177,16 @@ def test_reports_go_on_after_the_writers_connection_is_killed():
     """The database drops the writer's connection (a restart, a failover, an admin's
     pg_terminate_backend): the next report is still written, on a new connection."""
     RolloutFactory(plugin_name="woocommerce", version="4.0.0", rollout_percentage=100)
-    assert services.store_report(report(uuid.uuid4())) is not None  # starts the writer
+    others = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with connection.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
-        )
-        assert any(killed for (killed,) in cur.fetchall())
+        cur.execute(others)
+        before = {pid for (pid,) in cur.fetchall()}
+        assert services.store_report(report(uuid.uuid4())) is not None  # starts the writer
+        cur.execute(others)
+        writer = {pid for (pid,) in cur.fetchall()} - before
+        assert len(writer) == 1
+        cur.execute("SELECT pg_terminate_backend(%s)", [writer.pop()])
+        assert cur.fetchone()[0] is True
 
     for _ in range(3):
         assert services.store_report(report(uuid.uuid4())) is not None
