@@ -39,16 +39,14 @@ def first_response(principal: str, key: str) -> tuple[str, int, Any] | None:
 
 def key_record(principal: str, key: str, fingerprint: str, status_code: int, data: Any) -> dict:
     """The row that records ``data`` as the first response for ``(principal, key)``: the values
-    of ``COLUMNS``, ready for this database."""
-    meta = IdempotencyRecord._meta
-    body = json.loads(json.dumps(data, default=str))
+    of ``COLUMNS`` (the body as plain JSON data)."""
     return {
         "principal": principal,
         "key": key,
         "request_fingerprint": fingerprint,
         "status_code": status_code,
-        "response_body": meta.get_field("response_body").get_db_prep_save(body, connection),
-        "created_at": meta.get_field("created_at").get_db_prep_save(timezone.now(), connection),
+        "response_body": json.loads(json.dumps(data, default=str)),
+        "created_at": timezone.now(),
     }
 
 
@@ -62,6 +60,8 @@ CLAIM_SQL = (
 
 def claim(record: dict) -> bool:
     """Store ``record`` (:func:`key_record`); False when another request stored its key first."""
+    meta = IdempotencyRecord._meta
+    values = [meta.get_field(c).get_db_prep_save(record[c], connection) for c in COLUMNS]
     with connection.cursor() as cur:
-        cur.execute(CLAIM_SQL, [record[c] for c in COLUMNS])
+        cur.execute(CLAIM_SQL, values)
         return cur.fetchone() is not None

@@ -223,20 +223,11 @@ def _upsert_add(table: str, key: dict, deltas: dict[str, int]) -> None:
 # --- per rollout: many reports in one statement (PostgreSQL) -------------------------------------
 
 
-def store_counted(report: UpgradeLog, key_record: dict | None = None) -> bool:
-    """PostgreSQL: store a new report, stamp it and count it in **one statement**; with
-    ``key_record`` (an ``api_idempotency_records`` row), claim that Idempotency-Key in it too.
-
-    Returns False, having written nothing, when the key was already recorded: the caller replays
-    the first response. :func:`store_batch` of one report.
-    """
-    return store_batch([(report, key_record)])[0]
-
-
 def store_batch(items: list[tuple[UpgradeLog, dict | None]], *, prepared: bool = False) -> list[bool]:
-    """PostgreSQL: store, stamp and count several new reports in **one statement**, each claiming
-    its Idempotency-Key (``key_record``, or None); for each, False when its key was already
-    recorded (that report is not written).
+    """PostgreSQL: store, stamp and count one or several new reports in **one statement**, each
+    claiming its Idempotency-Key (``key_record``, an ``api_idempotency_records`` row, or None);
+    for each, False when its key was already recorded (that report is not written: the caller
+    replays the first response).
 
     Same rows as :func:`stamp_report` + insert + :func:`count_report` per report (the portable
     path, which SQLite takes; ``tests/rollbacks/test_store_statement.py`` runs both on the same
@@ -263,7 +254,7 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]], *, prepared: bool =
     for n, (report, key_record) in enumerate(items):
         values = [
             n,
-            *(_key_values(key_record) if key_record else _NO_KEY),
+            *((key_record[c] for c in idempotency.COLUMNS) if key_record else _NO_KEY),
             query.bucket(report.plugin_name, report.to_version, report.merchant_id) if query else 0,
             stripe_for(report.merchant_id),
             *(f.get_db_prep_save(f.pre_save(report, True), connection) for f in fields),
@@ -273,7 +264,6 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]], *, prepared: bool =
     # C, whatever their number, and the statement's text stays the same.
     params: list = [json.dumps(rows, default=str)]
     params += [*query.states] if query else []
-    params += _STATUS_PARAMS
     rows = _execute_prepared(sql, params) if prepared else _execute(sql, params)
     results = {n: (claimed, rollout_id, in_cohort) for n, claimed, rollout_id, in_cohort in rows}
     stored = []
@@ -325,28 +315,22 @@ def _execute_prepared(sql: str, params: list) -> list[tuple]:
 _NO_KEY = [None] * len(idempotency.COLUMNS)
 
 
-def _key_values(key_record: dict) -> list:
-    # The response body goes in as the JSON it is (the record holds it wrapped for the driver).
-    return [key_record[c].obj if c == "response_body" else key_record[c] for c in idempotency.COLUMNS]
-
-
-_ERRORS = sorted(ERROR_STATUSES)
-_IS_ERROR = f"IN ({', '.join(['%s'] * len(_ERRORS))})"
+# The status sets of molam_upgrades.sira_rules as SQL literals, for this statement and the rebuild.
+_ERR = "(" + ", ".join(f"'{status}'" for status in sorted(ERROR_STATUSES)) + ")"
+_SUCCESS = f"'{SUCCESS}'"
 # merchant_change(previous, latest) as SQL (previous_status is null when the outcome row is new,
 # reports = 1); one sum per counter of COUNTERS, in its order. ``r`` is a stored report, ``o``
 # its merchant's outcome after the upsert (no row outside the cohort).
 _COUNT_DELTAS = (
     "SUM(CASE WHEN r.in_cohort THEN 1 ELSE 0 END), "
-    f"SUM(CASE WHEN r.in_cohort AND r.status {_IS_ERROR} THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN r.in_cohort AND r.status IN {_ERR} THEN 1 ELSE 0 END), "
     "SUM(CASE WHEN o.reports = 1 THEN 1 ELSE 0 END), "
-    f"SUM(CASE WHEN o.status {_IS_ERROR} THEN 1 ELSE 0 END "
-    f"- CASE WHEN o.previous_status {_IS_ERROR} THEN 1 ELSE 0 END), "
-    "SUM(CASE WHEN o.status = %s THEN 1 ELSE 0 END "
-    "- CASE WHEN o.previous_status = %s THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN o.status IN {_ERR} THEN 1 ELSE 0 END "
+    f"- CASE WHEN o.previous_status IN {_ERR} THEN 1 ELSE 0 END), "
+    f"SUM(CASE WHEN o.status = {_SUCCESS} THEN 1 ELSE 0 END "
+    f"- CASE WHEN o.previous_status = {_SUCCESS} THEN 1 ELSE 0 END), "
     "SUM(CASE WHEN r.in_cohort THEN 0 ELSE 1 END)"
 )
-# The parameters _COUNT_DELTAS takes, in order of appearance.
-_STATUS_PARAMS = [*_ERRORS, *_ERRORS, *_ERRORS, SUCCESS, SUCCESS]
 
 
 @functools.cache
@@ -443,8 +427,6 @@ def _add_totals(plugin_name: str, trigger: str, deltas: dict[str, int]) -> None:
 
 # --- rebuild and verify (PostgreSQL) -------------------------------------------------------------
 
-_ERR = "(" + ", ".join(f"'{status}'" for status in sorted(ERROR_STATUSES)) + ")"
-_SUCCESS = f"'{SUCCESS}'"
 _LATEST = """
     SELECT DISTINCT ON (rollout_id, merchant_id) rollout_id, merchant_id, status, id AS report_id,
            created_at AS reported_at, count(*) OVER (PARTITION BY rollout_id, merchant_id) AS reports

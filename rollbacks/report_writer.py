@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import connection
 
 from molam_upgrades.exceptions import ServiceUnavailable
 
@@ -49,9 +49,7 @@ _Item = tuple[UpgradeLog, "dict | None", Future]
 
 def enabled() -> bool:
     return (
-        connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-        and getattr(settings, "REPORT_GROUP_COMMIT", True)
+        connection.vendor == "postgresql" and not connection.in_atomic_block and settings.REPORT_GROUP_COMMIT
     )
 
 
@@ -149,9 +147,7 @@ def write_statement(items: list[_Item]) -> None:
             for item in items:
                 write_statement([item])
             return
-        if isinstance(error, DatabaseError):
-            connection.close_if_unusable_or_obsolete()
-        items[0][2].set_exception(error)
+        items[0][2].set_exception(error)  # a broken connection is replaced before the next one
         return
     stats["statements"] += 1
     stats["reports"] += len(items)

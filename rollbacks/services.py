@@ -67,7 +67,7 @@ def store_report(report: UpgradeLog, key_record: dict | None = None) -> UpgradeL
     if report_writer.enabled():
         stored = report_writer.store(report, key_record)
     elif connection.vendor == "postgresql":
-        stored = aggregates.store_counted(report, key_record)
+        stored = aggregates.store_batch([(report, key_record)])[0]
     else:
         return store_report_in_steps(report, key_record)
     return report if stored else None

@@ -15,7 +15,7 @@ from django.utils import timezone
 from molam_upgrades import idempotency
 from molam_upgrades.models import IdempotencyRecord
 from rollbacks import aggregates, report_writer, services
-from rollbacks.aggregates import verify_aggregates
+from rollbacks.aggregates import COUNTERS, verify_aggregates
 from rollbacks.models import RolloutMerchantOutcome, RolloutReportCounts, UpgradeLog
 from tests.factories import RolloutFactory
 
@@ -94,18 +94,7 @@ def write_all(reports: list[dict], write) -> dict:
                 "reports",
             )
         ),
-        "counts": sorted(
-            RolloutReportCounts.objects.values_list(
-                "rollout_id",
-                "stripe",
-                "reports",
-                "reports_failed",
-                "merchants",
-                "merchants_failed",
-                "merchants_upgraded",
-                "reports_outside_cohort",
-            )
-        ),
+        "counts": sorted(RolloutReportCounts.objects.values_list("rollout_id", "stripe", *COUNTERS)),
         "keys": sorted(IdempotencyRecord.objects.values_list("key", "response_body")),
         "verify": verify_aggregates(),
     }
