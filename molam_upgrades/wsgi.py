@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import gc
 import os
+from importlib import import_module
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
-from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "molam_upgrades.settings")
 application = get_wsgi_application()
@@ -14,5 +15,5 @@ application = get_wsgi_application()
 # collector's generations. A full collection then walks only what requests allocate: under load
 # its pauses, during which every request thread of the worker stands still, drop from 80-160 ms
 # to under 10 ms, and with them the decision endpoint's p99 (docs/benchmarks.md, section 6).
-get_resolver().url_patterns
+import_module(settings.ROOT_URLCONF)
 gc.freeze()
