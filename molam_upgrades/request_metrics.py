@@ -32,14 +32,15 @@ UNMATCHED_ROUTE = "<unmatched>"
 # page in tens; past 10 s something is wrong whatever the route.
 DURATION_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
-# This process's own numbers (used as-is when not in multiprocess mode).
-_LOCAL_REGISTRY = CollectorRegistry(auto_describe=True)
+# The numbers each web process keeps itself (these request metrics, the report writer's): used
+# as-is when not in multiprocess mode, summed over the workers' files when in it.
+PROCESS_REGISTRY = CollectorRegistry(auto_describe=True)
 REQUEST_DURATION = Histogram(
     "molam_http_request_duration_seconds",
     "HTTP requests by route template, method and status: count (_count) and latency in seconds.",
     ["route", "method", "status"],
     buckets=DURATION_BUCKETS,
-    registry=_LOCAL_REGISTRY,
+    registry=PROCESS_REGISTRY,
 )
 
 
@@ -48,7 +49,7 @@ def multiprocess_dir() -> str | None:
 
 
 class RequestMetricsCollector(Collector):
-    """Request metrics for ``/metrics``: every worker's, when they share a multiprocess folder."""
+    """Per-process metrics for ``/metrics``: every worker's, when they share a multiprocess folder."""
 
     def collect(self):
         path = multiprocess_dir()
@@ -56,7 +57,7 @@ class RequestMetricsCollector(Collector):
             # registry=None: read the folder on each scrape without registering anywhere.
             yield from MultiProcessCollector(None, path=path).collect()
         else:
-            yield from _LOCAL_REGISTRY.collect()
+            yield from PROCESS_REGISTRY.collect()
 
 
 _NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^)]*\)")

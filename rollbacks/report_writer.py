@@ -28,13 +28,16 @@ import logging
 import os
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
 from django.db import connection
+from prometheus_client import Counter, Histogram
 
 from molam_upgrades.exceptions import ServiceUnavailable
+from molam_upgrades.request_metrics import PROCESS_REGISTRY
 
 from . import aggregates
 from .models import UpgradeLog
@@ -45,6 +48,27 @@ MAX_BATCH = 32  # reports per statement
 IDLE_CLOSE_S = 30.0  # the writer's connection is closed after this long without a report
 
 _Item = tuple[UpgradeLog, "dict | None", Future]
+
+# On /metrics, summed over the web workers: how well reports share statements (``_count`` is the
+# statements written, ``_sum`` the reports in them), what a statement costs, and groups that
+# failed and were written report by report.
+REPORTS_PER_STATEMENT = Histogram(
+    "molam_report_writer_reports_per_statement",
+    "Upgrade reports written by one group-commit statement (_count: statements, _sum: reports).",
+    buckets=(1, 2, 4, 8, 16, MAX_BATCH),
+    registry=PROCESS_REGISTRY,
+)
+STATEMENT_SECONDS = Histogram(
+    "molam_report_writer_statement_duration_seconds",
+    "Time to write and commit one group-commit statement of upgrade reports, in seconds.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+    registry=PROCESS_REGISTRY,
+)
+GROUPS_SPLIT = Counter(
+    "molam_report_writer_failed_groups",
+    "Group-commit statements that failed and were retried one report at a time.",
+    registry=PROCESS_REGISTRY,
+)
 
 
 def enabled() -> bool:
@@ -137,6 +161,7 @@ def write_statement(items: list[_Item]) -> None:
     # As at the start of a request: drop a connection that broke or outlived CONN_MAX_AGE (the
     # next query then checks it with CONN_HEALTH_CHECKS).
     connection.close_if_unusable_or_obsolete()
+    started = time.perf_counter()
     try:
         stored = aggregates.store_batch(
             [(report, key_record) for report, key_record, _ in items], prepared=True
@@ -144,19 +169,16 @@ def write_statement(items: list[_Item]) -> None:
     except Exception as error:  # noqa: BLE001 - it goes to the request(s) that sent the report(s)
         if len(items) > 1:  # each report alone, so one cannot fail the others
             logger.warning("a group of %d reports failed; writing each alone", len(items), exc_info=True)
+            GROUPS_SPLIT.inc()
             for item in items:
                 write_statement([item])
             return
         items[0][2].set_exception(error)  # a broken connection is replaced before the next one
         return
-    stats["statements"] += 1
-    stats["reports"] += len(items)
+    STATEMENT_SECONDS.observe(time.perf_counter() - started)
+    REPORTS_PER_STATEMENT.observe(len(items))
     for (_, _, future), claimed in zip(items, stored, strict=True):
         future.set_result(claimed)
-
-
-# Statements written and reports in them, in this process (the writer thread alone writes them).
-stats = {"statements": 0, "reports": 0}
 
 
 _lock = threading.Lock()

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from molam_upgrades import idempotency
 from molam_upgrades.credentials import create_api_client
 from molam_upgrades.models import IdempotencyRecord
+from molam_upgrades.request_metrics import PROCESS_REGISTRY
 from rollbacks import report_writer, services
 from rollbacks.aggregates import verify_aggregates
 from rollbacks.models import UpgradeLog
@@ -37,6 +38,10 @@ def report(merchant_id: uuid.UUID, status: str = "success", plugin_name: str = "
         to_version="4.0.0",
         status=status,
     )
+
+
+def writer_sample(name: str) -> float:
+    return PROCESS_REGISTRY.get_sample_value(f"molam_report_writer_{name}") or 0.0
 
 
 def item(merchant_id: uuid.UUID, key: str | None = None, **kwargs):
@@ -62,7 +67,7 @@ def test_concurrent_reports_share_statements_and_every_count_is_kept():
     merchants = [uuid.uuid4() for _ in range(12)]
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
-    before = dict(report_writer.stats)
+    before = {n: writer_sample(n) for n in ("reports_per_statement_count", "reports_per_statement_sum")}
 
     def send(worker: int) -> None:
         try:
@@ -87,8 +92,8 @@ def test_concurrent_reports_share_statements_and_every_count_is_kept():
     assert errors == []
     assert UpgradeLog.objects.count() == IdempotencyRecord.objects.count() == 8 * 35
     assert verify_aggregates() == []
-    statements = report_writer.stats["statements"] - before["statements"]
-    reports = report_writer.stats["reports"] - before["reports"]
+    statements = writer_sample("reports_per_statement_count") - before["reports_per_statement_count"]
+    reports = writer_sample("reports_per_statement_sum") - before["reports_per_statement_sum"]
     assert reports == 8 * 40  # refused keys included: their statement ran, and wrote nothing for them
     assert statements < reports  # some reports shared a statement
     rate = rollout_error_rate(rollout.pk)
@@ -100,6 +105,7 @@ def test_a_report_the_database_refuses_fails_alone():
     RolloutFactory(plugin_name="woocommerce", version="4.0.0", rollout_percentage=100)
     good = [item(uuid.uuid4(), f"g{n}") for n in range(3)]
     bad = item(uuid.uuid4(), "bad", plugin_name="woo\x00commerce")  # PostgreSQL refuses NUL in text
+    failed_groups = writer_sample("failed_groups_total")
     report_writer.write_statement([good[0], bad, good[1], good[2]])
 
     assert [f.result(timeout=0) for _, _, f in good] == [True, True, True]
@@ -107,6 +113,19 @@ def test_a_report_the_database_refuses_fails_alone():
         bad[2].result(timeout=0)
     assert UpgradeLog.objects.count() == 3
     assert verify_aggregates() == []
+    assert writer_sample("failed_groups_total") == failed_groups + 1
+
+
+def test_the_writer_metrics_are_on_the_metrics_page(client):
+    report_writer.write_statement([item(uuid.uuid4(), "m1"), item(uuid.uuid4(), "m2")])
+    body = client.get("/metrics").content.decode()
+    for series in (
+        'molam_report_writer_reports_per_statement_bucket{le="2.0"}',
+        "molam_report_writer_reports_per_statement_sum",
+        'molam_report_writer_statement_duration_seconds_bucket{le="5.0"}',
+        "molam_report_writer_failed_groups_total",
+    ):
+        assert series in body, series
 
 
 def test_a_report_not_confirmed_in_time_is_a_503_and_its_replay_returns_it(settings):
