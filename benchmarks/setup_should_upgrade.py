@@ -22,9 +22,7 @@ from rollouts.choices import OPEN_STATES  # noqa: E402
 from rollouts.models import Release, Rollout  # noqa: E402
 from rollouts.services import complete_rollout, create_rollout, register_release  # noqa: E402
 
-for rollout in Rollout.objects.filter(
-    plugin_name="woocommerce", status__in=OPEN_STATES
-):
+for rollout in Rollout.objects.filter(plugin_name="woocommerce", status__in=OPEN_STATES):
     complete_rollout(rollout.pk, actor="bench")
 if not Release.objects.filter(plugin_name="woocommerce", version="4.0.0").exists():
     register_release(

@@ -75,7 +75,10 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             or any(name.startswith("_csp") for name in vars(response))
         ):
             return super().process_response(request, response)
-        if response.status_code in (HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.NOT_FOUND) and settings.DEBUG:
+        if (
+            response.status_code in (HTTPStatus.INTERNAL_SERVER_ERROR, HTTPStatus.NOT_FOUND)
+            and settings.DEBUG
+        ):
             return response
         policy = settings.CONTENT_SECURITY_POLICY
         prefixes = tuple(policy.get("EXCLUDE_URL_PREFIXES") or ())

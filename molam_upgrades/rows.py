@@ -12,7 +12,10 @@ def _insert_sql(model: type[models.Model]) -> tuple[str, tuple[models.Field, ...
     fields = tuple(f for f in model._meta.concrete_fields if not f.generated)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
-    return f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES ({placeholders})", fields
+    return (
+        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES ({placeholders})",
+        fields,
+    )
 
 
 def insert(instance: models.Model) -> None:

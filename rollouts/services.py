@@ -92,9 +92,7 @@ def create_rollout(*, actor: str, **fields) -> Rollout:
             AuditEntry.record(actor=actor, action="rollout.created", obj=rollout, after=rollout.snapshot())
             _after_commit_invalidate(plugin_name)
     except (IntegrityError, _OpenRolloutExists) as exc:
-        open_rollout = Rollout.objects.filter(
-            plugin_name=plugin_name, status__in=OPEN_STATES
-        ).first()
+        open_rollout = Rollout.objects.filter(plugin_name=plugin_name, status__in=OPEN_STATES).first()
         detail = (
             f" (rollout {open_rollout.pk}, {open_rollout.version}, {open_rollout.status})"
             if open_rollout

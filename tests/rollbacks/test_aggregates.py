@@ -208,7 +208,10 @@ def test_a_late_older_report_counts_as_a_report_but_not_as_the_latest_outcome():
     adds to the report count only, and the counts still equal the recount."""
     now = timezone.now()
     rollout = RolloutFactory(
-        plugin_name="woocommerce", version="4.0.0", rollout_percentage=100, created_at=now - timedelta(hours=1)
+        plugin_name="woocommerce",
+        version="4.0.0",
+        rollout_percentage=100,
+        created_at=now - timedelta(hours=1),
     )
     merchant = uuid.uuid4()
 
