@@ -64,7 +64,7 @@ STATEMENT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
     registry=PROCESS_REGISTRY,
 )
-GROUPS_SPLIT = Counter(
+FAILED_GROUPS = Counter(
     "molam_report_writer_failed_groups",
     "Group-commit statements that failed and were retried one report at a time.",
     registry=PROCESS_REGISTRY,
@@ -169,7 +169,7 @@ def write_statement(items: list[_Item]) -> None:
     except Exception as error:  # noqa: BLE001 - it goes to the request(s) that sent the report(s)
         if len(items) > 1:  # each report alone, so one cannot fail the others
             logger.warning("a group of %d reports failed; writing each alone", len(items), exc_info=True)
-            GROUPS_SPLIT.inc()
+            FAILED_GROUPS.inc()
             for item in items:
                 write_statement([item])
             return
