@@ -24,6 +24,7 @@ library groups the statements of an application's requests, hence this module.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -31,6 +32,7 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -49,26 +51,42 @@ IDLE_CLOSE_S = 30.0  # the writer's connection is closed after this long without
 
 _Item = tuple[UpgradeLog, "dict | None", Future]
 
-# On /metrics, summed over the web workers: how well reports share statements (``_count`` is the
-# statements written, ``_sum`` the reports in them), what a statement costs, and groups that
-# failed and were written report by report.
-REPORTS_PER_STATEMENT = Histogram(
-    "molam_report_writer_reports_per_statement",
-    "Upgrade reports written by one group-commit statement (_count: statements, _sum: reports).",
-    buckets=(1, 2, 4, 8, 16, MAX_BATCH),
-    registry=PROCESS_REGISTRY,
-)
-STATEMENT_SECONDS = Histogram(
-    "molam_report_writer_statement_duration_seconds",
-    "Time to write and commit one group-commit statement of upgrade reports, in seconds.",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
-    registry=PROCESS_REGISTRY,
-)
-FAILED_GROUPS = Counter(
-    "molam_report_writer_failed_groups",
-    "Group-commit statements that failed and were retried one report at a time.",
-    registry=PROCESS_REGISTRY,
-)
+
+class _Metrics(NamedTuple):
+    reports_per_statement: Histogram
+    statement_seconds: Histogram
+    failed_groups: Counter
+
+
+@functools.cache
+def metrics() -> _Metrics:
+    """The writer's series on /metrics, summed over the web workers: how well reports share
+    statements (``_count`` is the statements written, ``_sum`` the reports in them), what a
+    statement costs, and groups that failed and were written report by report.
+
+    Created with the first statement, not at import: in multiprocess mode a metric without labels
+    opens its file in ``PROMETHEUS_MULTIPROC_DIR`` at once, and the processes that only import
+    this module (``manage.py`` commands, the Celery worker) may have that variable and no folder.
+    """
+    return _Metrics(
+        Histogram(
+            "molam_report_writer_reports_per_statement",
+            "Upgrade reports written by one group-commit statement (_count: statements, _sum: reports).",
+            buckets=(1, 2, 4, 8, 16, MAX_BATCH),
+            registry=PROCESS_REGISTRY,
+        ),
+        Histogram(
+            "molam_report_writer_statement_duration_seconds",
+            "Time to write and commit one group-commit statement of upgrade reports, in seconds.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=PROCESS_REGISTRY,
+        ),
+        Counter(
+            "molam_report_writer_failed_groups",
+            "Group-commit statements that failed and were retried one report at a time.",
+            registry=PROCESS_REGISTRY,
+        ),
+    )
 
 
 def enabled() -> bool:
@@ -161,6 +179,7 @@ def write_statement(items: list[_Item]) -> None:
     # As at the start of a request: drop a connection that broke or outlived CONN_MAX_AGE (the
     # next query then checks it with CONN_HEALTH_CHECKS).
     connection.close_if_unusable_or_obsolete()
+    measure = metrics()
     started = time.perf_counter()
     try:
         stored = aggregates.store_batch(
@@ -169,14 +188,14 @@ def write_statement(items: list[_Item]) -> None:
     except Exception as error:  # noqa: BLE001 - it goes to the request(s) that sent the report(s)
         if len(items) > 1:  # each report alone, so one cannot fail the others
             logger.warning("a group of %d reports failed; writing each alone", len(items), exc_info=True)
-            FAILED_GROUPS.inc()
+            measure.failed_groups.inc()
             for item in items:
                 write_statement([item])
             return
         items[0][2].set_exception(error)  # a broken connection is replaced before the next one
         return
-    STATEMENT_SECONDS.observe(time.perf_counter() - started)
-    REPORTS_PER_STATEMENT.observe(len(items))
+    measure.statement_seconds.observe(time.perf_counter() - started)
+    measure.reports_per_statement.observe(len(items))
     for (_, _, future), claimed in zip(items, stored, strict=True):
         future.set_result(claimed)
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 
 from molam_upgrades.logging import JsonFormatter, RequestIdFilter
 
@@ -66,3 +70,19 @@ def test_each_request_writes_one_json_access_line(client, caplog):
     assert line["logger"] == "molam.access" and line["method"] == "GET" and line["path"] == "/healthz"
     assert line["route"] == "/healthz" and line["status"] == 200 and line["duration_ms"] >= 0
     assert "event" not in line  # "event" marks state changes (docs/monitoring.md)
+
+
+def test_commands_run_where_the_multiprocess_folder_does_not_exist_yet(tmp_path):
+    """``manage.py`` commands (migrate, collectstatic) run in the web service's environment before
+    ``bin/start-web`` creates the folder: importing the app must not open files in it."""
+    folder = tmp_path / "not-created-yet"
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not folder.exists()
