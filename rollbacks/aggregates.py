@@ -261,7 +261,9 @@ def store_batch(items: list[tuple[UpgradeLog, dict | None]], *, prepared: bool =
         ]
         rows.append(dict(zip(columns, values, strict=True)))
     # The reports go in as one JSON parameter (json_to_recordset): one value to adapt, encoded in
-    # C, whatever their number, and the statement's text stays the same.
+    # C, whatever their number, and the statement's text stays the same. ``str`` writes the UUIDs
+    # and datetimes as PostgreSQL reads them, microseconds kept (DjangoJSONEncoder cuts them to
+    # milliseconds); the report has no JSON field, whose driver adapter str would misrepresent.
     params: list = [json.dumps(rows, default=str)]
     params += [*query.states] if query else []
     rows = _execute_prepared(sql, params) if prepared else _execute(sql, params)

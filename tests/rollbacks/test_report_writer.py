@@ -5,6 +5,7 @@ for its commit at most ``REPORT_WRITE_TIMEOUT_S``."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -116,16 +117,37 @@ def test_a_report_the_database_refuses_fails_alone():
     assert writer_sample("failed_groups_total") == failed_groups + 1
 
 
-def test_the_writer_metrics_are_on_the_metrics_page(client):
-    report_writer.write_statement([item(uuid.uuid4(), "m1"), item(uuid.uuid4(), "m2")])
+def scraped(client, series: str) -> float:
+    """The value of ``series`` (name and labels, exactly) on the /metrics page, 0 when absent."""
     body = client.get("/metrics").content.decode()
-    for series in (
-        'molam_report_writer_reports_per_statement_bucket{le="2.0"}',
+    match = re.search(rf"^{re.escape(series)} (\S+)$", body, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_the_writer_metrics_are_on_the_metrics_page(client):
+    RolloutFactory(plugin_name="woocommerce", version="4.0.0", rollout_percentage=100)
+    series = (
+        "molam_report_writer_reports_per_statement_count",
         "molam_report_writer_reports_per_statement_sum",
-        'molam_report_writer_statement_duration_seconds_bucket{le="5.0"}',
+        'molam_report_writer_reports_per_statement_bucket{le="1.0"}',
+        'molam_report_writer_reports_per_statement_bucket{le="2.0"}',
+        "molam_report_writer_statement_duration_seconds_count",
         "molam_report_writer_failed_groups_total",
-    ):
-        assert series in body, series
+    )
+    before = {name: scraped(client, name) for name in series}
+    report_writer.write_statement([item(uuid.uuid4(), "m1"), item(uuid.uuid4(), "m2")])
+    bad = item(uuid.uuid4(), "m3", plugin_name="woo\x00commerce")
+    report_writer.write_statement([item(uuid.uuid4(), "m4"), bad])  # fails, then one by one
+    after = {name: scraped(client, name) for name in series}
+    # Statements written: the pair, then m4 alone (the group and bad's own statement failed).
+    assert {name: after[name] - before[name] for name in series} == {
+        "molam_report_writer_reports_per_statement_count": 2,
+        "molam_report_writer_reports_per_statement_sum": 3,
+        'molam_report_writer_reports_per_statement_bucket{le="1.0"}': 1,
+        'molam_report_writer_reports_per_statement_bucket{le="2.0"}': 2,
+        "molam_report_writer_statement_duration_seconds_count": 2,
+        "molam_report_writer_failed_groups_total": 1,
+    }
 
 
 def test_a_report_not_confirmed_in_time_is_a_503_and_its_replay_returns_it(settings):
